@@ -1,0 +1,328 @@
+"""An application: a main head in the calling thread, supervising its sub-heads."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import pickle
+import shutil
+import signal
+import tempfile
+import threading
+import types
+from typing import Any
+
+from . import envelope as env
+from .bus import Address, Bus, Directory, Inbox, listen
+from .errors import ConfigurationError
+from .head import EBRAKE, EXITED, Process, _check_frequency, run_head
+from .rclpy_host import RclpyHost, ros_available
+from .supervisor import MODES, PROCESS, RESTART_POLICIES, HeadSpec, Settings, Supervisor
+
+_log = logging.getLogger('polycephaly_ros.application')
+_SEED_OPTIONS = {'queueSize': 'queue_size', 'queueType': 'queue_type', 'forceStop': 'force_stop',
+                 'threadsTimeout': 'threads_timeout'}
+
+
+def _resolve(ref: Any) -> type[Process]:
+    """Return the head class for ref: a Process subclass, or a module defining `Process`."""
+    target = getattr(ref, 'Process', None) if isinstance(ref, types.ModuleType) else ref
+    if not (isinstance(target, type) and issubclass(target, Process)):
+        raise ConfigurationError(
+            f'{ref!r} is not a head: give a polycephaly_ros.Process subclass or a module '
+            'that defines one named Process')
+    return target
+
+
+def _default_name(ref: Any, target: type) -> str:
+    if isinstance(ref, types.ModuleType) or target.__name__ == 'Process':
+        return target.__module__.rsplit('.', 1)[-1]
+    return target.__name__
+
+
+class Application:
+    """A main head plus sub-heads that run as threads or processes; subclass it and override build().
+
+    The seed's option names (``queueSize``, ``queueType``, ``forceStop``, ``threadsTimeout``)
+    are accepted too.
+    """
+
+    def __init__(
+        self,
+        main: Any = None,
+        *,
+        name: str = 'main',
+        ppill: str | None = None,
+        queue_size: int = 1000,
+        queue_type: str = 'fifo',
+        frequency: float | None = None,
+        force_stop: bool = False,
+        threads_timeout: float = 30.0,
+        send_timeout: float = 2.0,
+        namespace: str = '',
+        start_method: str = 'forkserver',
+        ros: bool | None = None,
+        handle_signals: bool = True,
+        **seed_options: Any,
+    ) -> None:
+        for key, value in seed_options.items():
+            if key not in _SEED_OPTIONS:
+                raise TypeError(f'Application() got an unexpected keyword argument {key!r}')
+        options = {_SEED_OPTIONS[k]: v for k, v in seed_options.items()}
+        queue_size = options.get('queue_size', queue_size)
+        queue_type = options.get('queue_type', queue_type)
+        force_stop = options.get('force_stop', force_stop)
+        threads_timeout = options.get('threads_timeout', threads_timeout)
+
+        self._main_target = _resolve(main) if main is not None else Process
+        self.main_name = env.normalize_name(name)
+        self.poison_pill = ppill if ppill is not None else env.new_id()
+        if not isinstance(self.poison_pill, str) or not self.poison_pill:
+            raise ConfigurationError(f'the poison pill must be non-empty text, not {ppill!r}')
+        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+            raise ConfigurationError(f'queue_size must be a whole number >= 1, not {queue_size!r}')
+        self.queue_size = queue_size
+        kind = str(queue_type).lower()
+        if kind not in ('fifo', 'priority'):
+            raise ConfigurationError(f'queue_type must be "fifo" or "priority", not {queue_type!r}')
+        self.queue_type = kind
+        self._main_frequency = None if frequency is None else _check_frequency(frequency)
+        self.force_stop = bool(force_stop)
+        if not threads_timeout > 0:
+            raise ConfigurationError(f'threads_timeout must be > 0 s, not {threads_timeout!r}')
+        self.threads_timeout = float(threads_timeout)
+        self.send_timeout = float(send_timeout)
+        self.namespace = namespace
+        if start_method not in ('forkserver', 'spawn'):
+            raise ConfigurationError(
+                f'start_method must be "forkserver" or "spawn", not {start_method!r}: a process '
+                'forked from one where rclpy runs does not work')
+        self.start_method = start_method
+        self._ros = ros
+        self._handle_signals = handle_signals
+        self._global_frequency = 10.0
+        self._specs: dict[str, HeadSpec] = {}
+        self._started = False
+        self._supervisor: Supervisor | None = None
+        self._main_head: Process | None = None
+        self._main_thread: int | None = None
+        self._stopping = False
+        self._everyone = False
+        #: Why the application stopped (None for an ordinary stop).
+        self.reason: str | None = None
+        #: What run() returns: 0 after an orderly stop, 1 after an emergency or a failure.
+        self.exit_code = 0
+
+    # -- building --------------------------------------------------------------------
+    def build(self) -> None:
+        """Add the sub-heads; override it (run() calls it once)."""
+
+    def global_frequency(self, i: float | None = None) -> float:
+        """Return the frequency of heads without their own, or set it when i is given."""
+        if i is not None:
+            self._global_frequency = _check_frequency(i)
+        return self._global_frequency
+
+    def add_process(
+        self,
+        ref: Any,
+        *args: Any,
+        name: str | None = None,
+        mode: str = 'thread',
+        frequency: float | None = None,
+        autostart: bool = True,
+        bound_shutdown: bool = True,
+        restart: str = 'never',
+        max_restarts: int = 3,
+        restart_window: float = 10.0,
+        **kwargs: Any,
+    ) -> HeadSpec:
+        """Add a sub-head; positional and unknown keyword arguments reach it as args/kwargs.
+
+        mode is "thread" or "process" (any case); restart is "never", "on_failure" or
+        "always"; bound_shutdown=False lets the head finish on its own when the application
+        stops (within threads_timeout).
+        """
+        if self._started:
+            raise RuntimeError('add heads in build() or before run()')
+        bound_shutdown = kwargs.pop('boundShutdown', bound_shutdown)
+        target = _resolve(ref)
+        head_name = env.normalize_name(name or _default_name(ref, target))
+        if head_name in self._specs or head_name == self.main_name:
+            raise ConfigurationError(f'there is already a head named {head_name!r}')
+        kind = MODES.get(str(mode).lower())
+        if kind is None:
+            raise ConfigurationError(f'mode of head {head_name!r} must be "thread" or "process", '
+                                     f'not {mode!r}')
+        if restart not in RESTART_POLICIES:
+            raise ConfigurationError(f'restart of head {head_name!r} must be one of '
+                                     f'{", ".join(RESTART_POLICIES)}, not {restart!r}')
+        if kind == PROCESS:
+            try:
+                pickle.dumps((target, args, kwargs))
+            except Exception as exc:
+                raise ConfigurationError(
+                    f'head {head_name!r} runs as a process, so its class must be importable (module '
+                    f'top level) and its arguments picklable: {exc}') from exc
+        spec = HeadSpec(head_name, target, tuple(args), dict(kwargs), kind,
+                        None if frequency is None else _check_frequency(frequency), bool(autostart),
+                        bool(bound_shutdown), restart, int(max_restarts), float(restart_window))
+        self._specs[head_name] = spec
+        return spec
+
+    # -- running ---------------------------------------------------------------------
+    def run(self) -> int:
+        """Build, start the heads, run the main head in this thread until the end; return exit code."""
+        if self._started:
+            raise RuntimeError('an Application runs once; make a new one')
+        self.build()
+        self._started = True
+        self._main_thread = threading.get_ident()
+        use_ros = ros_available() if self._ros is None else self._ros
+        rundir = tempfile.mkdtemp(prefix='polycephaly-')
+        context = mp.get_context(self.start_method)
+        names = [self.main_name, *self._specs]
+        listeners = {}
+        addresses = {}
+        for index, head_name in enumerate(names):
+            path = os.path.join(rundir, f'{head_name}.sock')
+            if len(path.encode()) > 100:
+                raise ConfigurationError(f'head name {head_name!r} is too long for a socket path')
+            listeners[head_name] = listen(path)
+            addresses[head_name] = Address(head_name, path, context.Semaphore(self.queue_size),
+                                           index, self.queue_size)
+        directory = Directory(addresses, context.RawArray('b', len(names)))
+        bus = self.bus = Bus(directory, self.send_timeout)
+        root = logging.getLogger()
+        fmt = next((h.formatter._fmt for h in root.handlers if h.formatter), None)
+        settings = Settings(self.poison_pill, self.main_name, self.namespace, use_ros,
+                            self.send_timeout, self.queue_type == 'priority',
+                            root.getEffectiveLevel(), fmt)
+        inbox = Inbox(listeners[self.main_name], addresses[self.main_name].slots,
+                      priority=settings.priority, poison_pill=self.poison_pill)
+        if self.start_method == 'forkserver':
+            from multiprocessing import forkserver
+            forkserver.ensure_running()  # before rclpy starts here: heads fork from it, not us
+        host = None
+        previous: dict = {}
+        try:
+            host = RclpyHost(self.namespace) if use_ros else None
+            head = self._main_head = self._main_target()
+            head._attach(name=self.main_name, args=(), kwargs={},
+                         frequency=self._main_frequency or self._global_frequency, bus=bus,
+                         inbox=inbox, poison_pill=self.poison_pill, main=self.main_name,
+                         node=host.create_node(self.main_name) if host else None)
+            inbox.on_control = self._on_main_control
+            head.application = self
+            self._supervisor = Supervisor(
+                self._specs, directory=directory, listeners=listeners, bus=bus, main_inbox=inbox,
+                host=host, settings=settings, start_method=self.start_method,
+                global_frequency=lambda: self._global_frequency, give_up=self._give_up)
+            directory.set_running(self.main_name, True)
+            previous = self._install_signal_handlers()
+            error = run_head(head, after_birth=self._supervisor.start_autostart,
+                             before_death=self._stop_heads)
+            if error is not None:
+                self.exit_code = 1
+                self.reason = self.reason or f'the main head failed: {error.strip().splitlines()[-1]}'
+                _log.error('the main head failed:\n%s', error)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            if self._supervisor is not None:
+                self._supervisor.close()
+            bus.close()
+            inbox.close()
+            for sock in listeners.values():
+                sock.close()
+            shutil.rmtree(rundir, ignore_errors=True)
+            if host is not None:
+                host.shutdown()
+        if self.reason:
+            log = _log.error if self.exit_code else _log.info
+            log('application stopped: %s', self.reason)
+        return self.exit_code
+
+    def _stop_heads(self) -> None:
+        supervisor = self._supervisor
+        live = [n for n, h in supervisor.handles.items() if h.state != 'stopped']
+        bound = [n for n in live if self._everyone or self._specs[n].bound_shutdown]
+        supervisor.shutdown(bound, [n for n in live if n not in bound], self.threads_timeout)
+
+    def _on_main_control(self, envelope: dict) -> None:
+        subject = envelope['subject']
+        if subject == EXITED:
+            self._supervisor.on_report(envelope)
+        elif subject == EBRAKE:
+            self._brake(f'emergency brake from {envelope.get("sender")!r}: '
+                        f'{envelope.get("body") or "no reason given"}')
+        elif subject == self.poison_pill:
+            self.shutdown(f'poison pill from {envelope.get("sender")!r}')
+
+    def _brake(self, reason: str) -> None:
+        self._everyone = True
+        self.exit_code = 1
+        self.reason = reason
+        self.shutdown(reason)
+
+    def _give_up(self, reason: str) -> None:
+        self._brake(reason)
+
+    def _install_signal_handlers(self) -> dict:
+        if not self._handle_signals or threading.current_thread() is not threading.main_thread():
+            return {}
+        return {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        what = signal.Signals(signum).name
+        if not self._stopping:
+            self.shutdown(f'received {what}')
+        elif self.force_stop:
+            _log.warning('received %s again: force_stop is on, killing every head now', what)
+            self._supervisor.kill_all()
+        else:
+            _log.warning('received %s again: already stopping (force_stop is off, so the heads '
+                         'get up to %g s)', what, self.threads_timeout)
+
+    # -- control, from the main head's thread ----------------------------------------------
+    def shutdown(self, reason: str | None = None) -> None:
+        """Ask the application to stop in order; safe from any thread and from signal handlers."""
+        if not self._stopping:
+            self._stopping = True
+            if reason and not self.reason:
+                self.reason = reason
+        if self._main_head is not None:
+            self._main_head.die()
+
+    def start(self, name: str) -> None:
+        """Start a stopped head."""
+        self._control().start(name)
+
+    def stop(self, name: str) -> None:
+        """Stop one head (poison pill, then terminate and kill after threads_timeout)."""
+        self._control().stop([name], self.threads_timeout)
+
+    def restart(self, name: str) -> None:
+        """Stop a head if it runs, then start it again."""
+        supervisor = self._control()
+        supervisor.stop([name], self.threads_timeout)
+        supervisor.start(name)
+
+    def status(self) -> list[dict]:
+        """Return the state of every sub-head."""
+        return self._control().status()
+
+    @property
+    def main(self) -> Process | None:
+        """Return the main head (while the application runs)."""
+        return self._main_head
+
+    def _control(self) -> Supervisor:
+        if self._supervisor is None or self._main_thread != threading.get_ident():
+            raise RuntimeError("control heads from the main head's thread while the application runs")
+        return self._supervisor
+
+    # -- seed (camelCase) names --------------------------------------------------------
+    addProcess = add_process
+    globalFrequency = global_frequency

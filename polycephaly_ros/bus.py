@@ -1,0 +1,398 @@
+"""Carry envelopes between the heads of one application over Unix stream sockets.
+
+Every head owns an *inbox*: a listening Unix socket in the application's private run
+directory (mode 0700) plus a counting semaphore of ``queue_size`` slots shared by all
+processes. A sender takes a slot (waiting at most its send timeout, then
+:class:`QueueFull`), pickles the envelope and writes one frame to a connection it keeps to
+that inbox; the inbox's owner gives the slot back when it takes the envelope out of its
+queue. Heads therefore send to each other directly, in any number of processes, and
+nothing is dropped silently: a send either returns or raises.
+
+A frame is a 5-byte header (``!IB``: payload length, flags) and a pickle. Pickle is
+only ever read from these sockets, which only the application's own user can reach;
+external routes speak JSON.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import pickle
+import selectors
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from .envelope import CONTROL_PREFIX, INTERNAL
+from .errors import NotSerializable, QueueFull, RecipientUnavailable, UnknownRecipient
+
+_HEADER = struct.Struct('!IB')
+_COUNTED = 1
+_RECV = 1 << 18
+_log = logging.getLogger('polycephaly_ros.bus')
+
+
+@dataclass
+class Address:
+    """Where a head's inbox is and how many envelopes it may hold."""
+
+    name: str
+    path: str
+    slots: Any  # multiprocessing.Semaphore, shared with every process of the application
+    index: int
+    queue_size: int
+
+
+class Directory:
+    """The inboxes of one application, and which heads are running (shared memory)."""
+
+    def __init__(self, addresses: dict[str, Address], states: Any) -> None:
+        self.addresses = addresses
+        self._states = states  # multiprocessing RawArray('b'): 1 while a head runs
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.addresses
+
+    def __getitem__(self, name: str) -> Address:
+        return self.addresses[name]
+
+    def get(self, name: str) -> Address | None:
+        """Return the address of a head, or None."""
+        return self.addresses.get(name)
+
+    def running(self, name: str) -> bool:
+        """Tell whether the head takes mail now (running, or starting)."""
+        return bool(self._states[self.addresses[name].index])
+
+    def set_running(self, name: str, running: bool) -> None:
+        """Record whether the head takes mail."""
+        self._states[self.addresses[name].index] = 1 if running else 0
+
+
+class _Link:
+    """A connection from this process to one inbox, shared by this process's threads."""
+
+    __slots__ = ('lock', 'sock')
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sock: socket.socket | None = None
+
+
+class Bus:
+    """Send envelopes from this process to any head's inbox; safe to use from any thread."""
+
+    def __init__(self, directory: Directory, send_timeout: float = 2.0) -> None:
+        self.directory = directory
+        self.send_timeout = send_timeout
+        #: Called with an envelope whose recipient is no head of this application
+        #: (a route such as the ROS bridge sets it); without it, such a send fails.
+        self.external: Callable[[dict], None] | None = None
+        self._links: dict[str, _Link] = {}
+        self._links_lock = threading.Lock()
+
+    def post(self, envelope: dict, *, control: bool = False, timeout: float | None = None) -> None:
+        """Deliver envelope to its recipient's inbox, or raise saying why it cannot."""
+        name = envelope['recipient']
+        address = self.directory.get(name)
+        if address is None:
+            if self.external is not None and not control:
+                self.external(envelope)
+                return
+            known = ', '.join(sorted(self.directory.addresses))
+            raise UnknownRecipient(f'no head named {name!r} in this application (heads: {known})')
+        if not control and not self.directory.running(name):
+            raise RecipientUnavailable(f'head {name!r} is not running, so it cannot take mail')
+        try:
+            payload = pickle.dumps(envelope, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise NotSerializable(
+                f'envelope to {name!r} (subject {envelope.get("subject")!r}) cannot cross a '
+                f'process boundary: {type(exc).__name__}: {exc}'
+            ) from exc
+        wait = self.send_timeout if timeout is None else timeout
+        if not control and not address.slots.acquire(True, wait):
+            raise QueueFull(
+                f'queue of head {name!r} stayed full ({address.queue_size} envelopes) for '
+                f'{wait:g} s; envelope {envelope.get("subject")!r} not sent'
+            )
+        try:
+            self._write(address, _HEADER.pack(len(payload), 0 if control else _COUNTED) + payload,
+                        max(wait, 1.0))
+        except BaseException:
+            if not control:
+                address.slots.release()
+            raise
+
+    def _write(self, address: Address, frame: bytes, timeout: float) -> None:
+        link = self._links.get(address.name)
+        if link is None:
+            with self._links_lock:
+                link = self._links.setdefault(address.name, _Link())
+        with link.lock:
+            for attempt in (1, 2):
+                sock = link.sock
+                if sock is None:
+                    sock = link.sock = _connect(address)
+                try:
+                    try:
+                        sent = sock.send(frame)
+                    except BlockingIOError:
+                        sent = 0
+                    if sent < len(frame):
+                        _send_rest(sock, memoryview(frame)[sent:], timeout)
+                    return
+                except (BrokenPipeError, ConnectionResetError) as exc:
+                    # The head that had accepted this connection ended; its inbox lives on.
+                    sock.close()
+                    link.sock = None
+                    if attempt == 2:
+                        raise RecipientUnavailable(
+                            f'the inbox of head {address.name!r} closed the connection'
+                        ) from exc
+                except OSError as exc:  # includes the write timeout
+                    sock.close()
+                    link.sock = None
+                    raise QueueFull(
+                        f'head {address.name!r} did not read its inbox for {timeout:g} s; '
+                        'envelope not delivered'
+                    ) from exc
+
+    def close(self) -> None:
+        """Close this process's connections."""
+        with self._links_lock:
+            for link in self._links.values():
+                with link.lock:
+                    if link.sock is not None:
+                        link.sock.close()
+                        link.sock = None
+
+
+def _connect(address: Address) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(address.path)
+    except OSError as exc:
+        sock.close()
+        raise RecipientUnavailable(f'cannot reach the inbox of head {address.name!r}: {exc}') from exc
+    sock.setblocking(False)
+    return sock
+
+
+def _send_rest(sock: socket.socket, rest: memoryview, timeout: float) -> None:
+    """Write the rest of a frame to a non-blocking socket within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_WRITE)
+        while rest:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sel.select(remaining):
+                raise TimeoutError('the reader did not take the frame in time')
+            try:
+                rest = rest[sock.send(rest):]
+            except BlockingIOError:
+                pass
+
+
+def listen(path: str) -> socket.socket:
+    """Create a head's listening inbox socket at path, readable by this user only."""
+    if os.path.lexists(path):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    os.chmod(path, 0o600)
+    sock.listen(socket.SOMAXCONN)
+    return sock
+
+
+class Inbox:
+    """The receiving end of one head: its connections, its queue (FIFO or priority) and its waker.
+
+    Threading contract: poll(), get(), take() and watch() belong to the owning head's
+    thread; wake() may be called from any thread or a signal handler.
+    """
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        slots: Any,
+        *,
+        priority: bool = False,
+        poison_pill: str | None = None,
+        on_control: Callable[[dict], None] | None = None,
+    ) -> None:
+        self._slots = slots
+        self._priority = priority
+        self.poison_pill = poison_pill
+        self.on_control = on_control
+        self._fifo: deque[tuple[int, dict]] = deque()
+        self._heap: list[tuple[Any, int, int, dict]] = []
+        self._seq = itertools.count()
+        self._buffers: dict[int, bytearray] = {}
+        self._selector = selectors.DefaultSelector()
+        listener.setblocking(False)
+        self._listener = listener
+        self._selector.register(listener, selectors.EVENT_READ, self._accept)
+        self._waker_r, self._waker_w = socket.socketpair()
+        self._waker_r.setblocking(False)
+        self._waker_w.setblocking(False)
+        self._selector.register(self._waker_r, selectors.EVENT_READ, self._drain_waker)
+
+    def __len__(self) -> int:
+        return len(self._heap) if self._priority else len(self._fifo)
+
+    # -- waiting ---------------------------------------------------------------------
+    def poll(self, timeout: float | None = 0.0, *, ignore_queued: bool = False) -> bool:
+        """Read what has arrived, waiting up to timeout; return whether envelopes are queued.
+
+        Without ignore_queued the wait is skipped when envelopes are already queued.
+        """
+        if len(self) and not ignore_queued:
+            timeout = 0.0
+        registered = self._selector.get_map()
+        for key, _ in self._selector.select(timeout):
+            if registered.get(key.fd) is key:  # a callback may have unwatched it meanwhile
+                key.data(key.fileobj)
+        return bool(len(self))
+
+    def wake(self) -> None:
+        """Make a pending or the next poll() return at once."""
+        try:
+            self._waker_w.send(b'\0')
+        except (BlockingIOError, OSError):
+            pass
+
+    def watch(self, fileobj: Any, callback: Callable[[Any], None]) -> None:
+        """Call callback(fileobj) from poll() whenever fileobj is readable."""
+        self._selector.register(fileobj, selectors.EVENT_READ, callback)
+
+    def unwatch(self, fileobj: Any) -> None:
+        """Stop watching fileobj."""
+        self._selector.unregister(fileobj)
+
+    # -- queue -----------------------------------------------------------------------
+    def get(self) -> dict | None:
+        """Take the next envelope (FIFO, or lowest priority first), or None."""
+        if self._priority:
+            if not self._heap:
+                return None
+            _, _, counted, envelope = heapq.heappop(self._heap)
+        else:
+            if not self._fifo:
+                return None
+            counted, envelope = self._fifo.popleft()
+        if counted:
+            self._slots.release()
+        return envelope
+
+    def take(self, predicate: Callable[[dict], bool]) -> dict | None:
+        """Take the first queued envelope for which predicate holds, or None."""
+        if self._priority:
+            for i, item in enumerate(self._heap):
+                if predicate(item[3]):
+                    last = self._heap.pop()
+                    if i < len(self._heap):
+                        self._heap[i] = last
+                        heapq.heapify(self._heap)
+                    return self._release(item[2], item[3])
+            return None
+        for item in self._fifo:
+            if predicate(item[1]):
+                self._fifo.remove(item)
+                return self._release(*item)
+        return None
+
+    def queued(self) -> Iterator[dict]:
+        """Iterate over the queued envelopes without taking them."""
+        if self._priority:
+            return (item[3] for item in sorted(self._heap))
+        return (item[1] for item in self._fifo)
+
+    def _release(self, counted: int, envelope: dict) -> dict:
+        if counted:
+            self._slots.release()
+        return envelope
+
+    # -- reading ---------------------------------------------------------------------
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            conn.setblocking(False)
+            self._buffers[conn.fileno()] = bytearray()
+            self._selector.register(conn, selectors.EVENT_READ, self._read)
+            self._read(conn)  # what the sender wrote before we accepted
+
+    def _drain_waker(self, waker: socket.socket) -> None:
+        try:
+            while waker.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _read(self, conn: socket.socket) -> None:
+        fd = conn.fileno()
+        buf = self._buffers[fd]
+        try:
+            data = conn.recv(_RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b''
+        if not data:
+            if buf:
+                _log.warning('a sender closed its connection in the middle of an envelope '
+                             '(%d bytes discarded; that sender was told the send failed)', len(buf))
+            self._selector.unregister(conn)
+            del self._buffers[fd]
+            conn.close()
+            return
+        buf += data
+        size = len(buf)
+        offset = 0
+        with memoryview(buf) as view:
+            while size - offset >= 5:
+                length, flags = _HEADER.unpack_from(buf, offset)
+                end = offset + 5 + length
+                if end > size:
+                    break
+                self._arrive(pickle.loads(view[offset + 5:end]), flags & _COUNTED)
+                offset = end
+        if offset:
+            del buf[:offset]
+
+    def _arrive(self, envelope: dict, counted: int) -> None:
+        subject = envelope.get('subject')
+        if subject == self.poison_pill or (
+            isinstance(subject, str) and subject.startswith(CONTROL_PREFIX)
+        ):
+            if counted:
+                self._slots.release()
+            if envelope.get('route', INTERNAL) != INTERNAL:
+                _log.warning('refused control subject %r that arrived on route %r from %r',
+                             subject, envelope.get('route'), envelope.get('sender'))
+            elif self.on_control is not None:
+                self.on_control(envelope)
+            return
+        if self._priority:
+            heapq.heappush(self._heap,
+                           (envelope.get('priority', 0), next(self._seq), counted, envelope))
+        else:
+            self._fifo.append((counted, envelope))
+
+    def close(self) -> None:
+        """Close connections, waker and selector (the listener is closed by its owner)."""
+        for key in list(self._selector.get_map().values()):
+            if key.fileobj not in (self._listener,) and key.data == self._read:
+                key.fileobj.close()
+        self._selector.close()
+        self._waker_r.close()
+        self._waker_w.close()

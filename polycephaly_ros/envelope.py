@@ -1,0 +1,131 @@
+"""Build, answer and check envelopes: plain dicts with email-like headers."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any, Mapping
+
+from .errors import EnvelopeError
+
+#: Headers every envelope has; anything else is an extra header.
+CORE_HEADERS = frozenset(
+    ('messageid', 'threadid', 'threadindex', 'sender', 'recipient', 'subject', 'body', 'time')
+)
+#: Headers the framework sets or reads itself; they are never echoed by reply().
+RESERVED_HEADERS = CORE_HEADERS | frozenset(('route', 'priority'))
+#: Subjects starting with this prefix are control messages of the framework.
+CONTROL_PREFIX = 'polycephaly.'
+#: The route envelopes travel on between heads of one application.
+INTERNAL = 'internal'
+
+_NAME = re.compile(r'[a-z][a-z0-9_]*')
+
+
+_pool = bytearray()
+
+
+def _forget_pool() -> None:
+    _pool.clear()  # a forked child must never repeat its parent's ids
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def new_id() -> str:
+    """Return a new random UUID4 as text (random bytes are drawn 4 KiB at a time)."""
+    if not _pool:
+        _pool.extend(os.urandom(4096))
+    b = _pool[-16:]
+    del _pool[-16:]
+    b[6] = b[6] & 0x0F | 0x40
+    b[8] = b[8] & 0x3F | 0x80
+    h = b.hex()
+    return f'{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}'
+
+
+def normalize_name(name: str) -> str:
+    """Return a head name in canonical (lower) case, or raise if it is not a valid name."""
+    if not isinstance(name, str):
+        raise EnvelopeError(f'a head name must be text, not {type(name).__name__}: {name!r}')
+    low = name.lower()
+    if not _NAME.fullmatch(low):
+        raise EnvelopeError(
+            f'invalid head name {name!r}: use a letter, then letters, digits or _ '
+            '(it also names the head\'s ROS node)'
+        )
+    return low
+
+
+def make(
+    sender: str,
+    recipient: str,
+    subject: str = '',
+    body: Any = None,
+    headers: Mapping[str, Any] | None = None,
+    *,
+    threadid: str | None = None,
+    threadindex: int = 1,
+) -> dict[str, Any]:
+    """Return a new envelope from sender to recipient; extra headers are copied in."""
+    if not isinstance(recipient, str) or not recipient:
+        raise EnvelopeError(f'recipient must be a non-empty head name, not {recipient!r}')
+    if not isinstance(subject, str):
+        raise EnvelopeError(f'subject must be text, not {type(subject).__name__}: {subject!r}')
+    envelope: dict[str, Any] = {}
+    if headers:
+        clash = CORE_HEADERS.intersection(headers)
+        if clash:
+            raise EnvelopeError(
+                f'header(s) {", ".join(sorted(clash))} are set by polycephaly_ros, not by the caller'
+            )
+        envelope.update(headers)
+    envelope['sender'] = sender
+    envelope['recipient'] = recipient.lower()
+    envelope['subject'] = subject
+    envelope['body'] = body
+    envelope['messageid'] = new_id()
+    envelope['threadid'] = threadid or new_id()
+    envelope['threadindex'] = threadindex
+    envelope['time'] = time.time()
+    return envelope
+
+
+def extra_headers(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the headers of an envelope that are not reserved by the framework."""
+    return {k: v for k, v in envelope.items() if k not in RESERVED_HEADERS}
+
+
+def answer(
+    original: Mapping[str, Any],
+    sender: str,
+    body: Any = None,
+    subject: str = 'reply',
+    headers: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return the reply to original: same thread, index + 1, its extra headers echoed."""
+    try:
+        to, thread, index = original['sender'], original['threadid'], original['threadindex']
+    except KeyError as missing:
+        raise EnvelopeError(f'cannot reply to an envelope without a {missing} header') from None
+    echoed = extra_headers(original)
+    if headers:
+        echoed.update(headers)
+    return make(sender, to, subject, body, echoed, threadid=thread, threadindex=int(index) + 1)
+
+
+def is_reply_to(candidate: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
+    """Tell whether candidate answers sent: from its recipient, same thread, later index."""
+    return (
+        candidate.get('threadid') == sent['threadid']
+        and candidate.get('sender') == sent['recipient']
+        and candidate.get('threadindex', 0) > sent['threadindex']
+    )
+
+
+def is_control(subject: Any, poison_pill: str | None = None) -> bool:
+    """Tell whether subject is the poison pill or a framework control subject."""
+    return isinstance(subject, str) and (
+        subject == poison_pill or subject.startswith(CONTROL_PREFIX)
+    )

@@ -1,0 +1,114 @@
+"""Own rclpy's lifetime inside one process: its context, its executor thread and its nodes."""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import os
+import threading
+from typing import Any
+
+_log = logging.getLogger('polycephaly_ros.rclpy_host')
+_live_hosts = 0
+_forks_after_init = 0
+_fork_hook_installed = False
+
+
+def ros_available() -> bool:
+    """Tell whether rclpy can be imported in this environment."""
+    try:
+        import rclpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def forks_after_init() -> int:
+    """Return how many times this process forked while an rclpy context was live (must be 0)."""
+    return _forks_after_init
+
+
+def _before_fork() -> None:
+    global _forks_after_init
+    if _live_hosts:
+        _forks_after_init += 1
+        _log.error('this process forks while rclpy runs in it: the child will not work')
+
+
+def isolate_discovery() -> None:
+    """Keep DDS discovery on this machine unless the environment already chose otherwise."""
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+
+
+class RclpyHost:
+    """One rclpy context per process, spun by one executor thread, hosting the heads' nodes.
+
+    Threading contract: create_node() and destroy_node() may be called from any thread;
+    node callbacks run in the executor thread; shutdown() is called once, by the owner.
+    """
+
+    def __init__(self, namespace: str = '') -> None:
+        global _live_hosts, _fork_hook_installed
+        isolate_discovery()
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.signals import SignalHandlerOptions
+
+        if not _fork_hook_installed:
+            os.register_at_fork(before=_before_fork)
+            _fork_hook_installed = True
+        self.namespace = namespace
+        self.context = Context()
+        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
+        _live_hosts += 1
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self._nodes: list[Any] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._spin, name='rclpy-executor', daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+        except Exception:  # a failing callback must not go unnoticed
+            _log.exception('the rclpy executor stopped on an error')
+
+    def create_node(self, name: str) -> Any:
+        """Create a node named name in the host's namespace and spin it."""
+        import rclpy
+
+        node = rclpy.create_node(name, namespace=self.namespace, context=self.context)
+        with self._lock:
+            self._nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def destroy_node(self, node: Any) -> None:
+        """Stop spinning node and destroy it."""
+        with self._lock:
+            if node not in self._nodes:
+                return
+            self._nodes.remove(node)
+        self.executor.remove_node(node)
+        node.destroy_node()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Destroy every node and the context; exit the process if DDS hangs beyond timeout."""
+        global _live_hosts
+        faulthandler.dump_traceback_later(timeout, exit=True)
+        try:
+            self.executor.shutdown(timeout_sec=timeout / 2)
+            with self._lock:
+                nodes, self._nodes = self._nodes, []
+            for node in nodes:
+                node.destroy_node()
+            self.context.try_shutdown()
+            self._thread.join(timeout / 2)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+            _live_hosts -= 1

@@ -1,0 +1,151 @@
+"""Heads used by the tests; module level so process heads can import them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+from polycephaly_ros import Process, message_filter
+from polycephaly_ros import rclpy_host
+
+
+def note(head: Process, event: str) -> None:
+    """Append "<name> <event> <pid>" to the journal file given in the head's kwargs."""
+    path = head.kwargs.get('journal')
+    if path:
+        with open(path, 'a') as f:
+            f.write(f'{head.name} {event} {os.getpid()}\n')
+
+
+class Echo(Process):
+    """Answer requests: ping, whoami, crash, brake, quit, publish."""
+
+    def birth(self) -> None:
+        note(self, 'birth')
+        self.publisher = None
+
+    def death(self) -> None:
+        note(self, 'death')
+
+    @message_filter(subject='ping')
+    def ping(self, message: dict) -> None:
+        self.reply(message, message['body'])
+
+    @message_filter(subject='whoami')
+    def whoami(self, message: dict) -> None:
+        self.reply(message, {
+            'pid': os.getpid(), 'thread': threading.current_thread().name,
+            'node': self.node.get_fully_qualified_name() if self.node else None,
+            'forks_after_init': rclpy_host.forks_after_init(),
+            'args': self.args, 'kwargs': self.kwargs, 'frequency': self.frequency()})
+
+    @message_filter(subject='crash')
+    def crash(self, message: dict) -> None:
+        raise RuntimeError(f'asked to crash: {message["body"]}')
+
+    @message_filter(subject='brake')
+    def brake(self, message: dict) -> None:
+        self.ebrake(message['body'])
+
+    @message_filter(subject='quit')
+    def quit(self, message: dict) -> None:
+        self.die()
+
+    @message_filter(subject='publish')
+    def publish(self, message: dict) -> None:
+        from std_msgs.msg import String
+
+        if self.publisher is None:
+            self.publisher = self.node.create_publisher(String, 'chatter', 10)
+        self.publisher.publish(String(data=message['body']))
+        self.reply(message)
+
+
+class Sink(Process):
+    """Collect the bodies of 'item' envelopes; answer 'report' with a summary."""
+
+    def birth(self) -> None:
+        self.items: list = []
+        self.add_filter(self.items_in, subject='item')
+        self.add_filter(self.report, subject='report')
+
+    def items_in(self, message: dict) -> None:
+        self.items.append(message['body'])
+
+    def report(self, message: dict) -> None:
+        detail = message['body'] == 'all'
+        self.reply(message, {
+            'count': len(self.items), 'unique': len(set(map(repr, self.items))),
+            'in_order': self.items == sorted(self.items) if not detail else None,
+            'items': self.items if detail else None})
+
+
+class Burst(Process):
+    """On 'go', send body['count'] numbered items to body['to'], then reply."""
+
+    @message_filter(subject='go')
+    def go(self, message: dict) -> None:
+        for i in range(message['body']['count']):
+            self.send(message['body']['to'], 'item', i)
+        self.reply(message, 'sent')
+
+
+class Blocked(Process):
+    """A thread head whose life() waits on the Event kwargs['gate'], then handles its mail.
+
+    It tells main how many envelopes each mailman() call handled ('batch').
+    """
+
+    def birth(self) -> None:
+        self.items: list = []
+        self.add_filter(lambda m: self.items.append(m['body']), subject='item')
+        self.add_filter(lambda m: self.reply(m, {'items': self.items}),
+                        subject='report')
+
+    def life(self) -> None:
+        self.kwargs['gate'].wait(30)
+        handled = self.mailman()
+        if handled:
+            self.send('main', 'batch', handled)
+
+
+class CrashInLife(Process):
+    """Raise from every life()."""
+
+    def birth(self) -> None:
+        note(self, 'birth')
+
+    def life(self) -> None:
+        raise RuntimeError('life failed on purpose')
+
+    def death(self) -> None:
+        note(self, 'death')
+
+
+class SlowDeath(Process):
+    """Take kwargs['seconds'] to die; with kwargs['ignore_term'], ignore SIGTERM too."""
+
+    def birth(self) -> None:
+        if self.kwargs.get('ignore_term'):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        note(self, 'birth')
+
+    def death(self) -> None:
+        note(self, 'dying')
+        time.sleep(self.kwargs['seconds'])  # the slowness under test, not synchronisation
+        note(self, 'death')
+
+
+class Worker(Process):
+    """Do kwargs['steps'] lives of work, tell main 'finished', then end on its own."""
+
+    def birth(self) -> None:
+        self.done = 0
+
+    def life(self) -> None:
+        self.done += 1
+        if self.done >= self.kwargs['steps']:
+            self.send('main', 'finished', self.done)
+            self.die()
