@@ -16,7 +16,7 @@ from typing import Any
 from . import envelope as env
 from .bus import Address, Bus, Directory, Inbox, listen
 from .errors import ConfigurationError
-from .head import EBRAKE, EXITED, Process, _check_frequency, run_head
+from .head import BORN, EBRAKE, EXITED, Process, _check_frequency, run_head
 from .rclpy_host import RclpyHost, ros_available
 from .supervisor import MODES, PROCESS, RESTART_POLICIES, HeadSpec, Settings, Supervisor
 
@@ -198,7 +198,7 @@ class Application:
         fmt = next((h.formatter._fmt for h in root.handlers if h.formatter), None)
         settings = Settings(self.poison_pill, self.main_name, self.namespace, use_ros,
                             self.send_timeout, self.queue_type == 'priority',
-                            root.getEffectiveLevel(), fmt)
+                            root.getEffectiveLevel(), fmt, self.threads_timeout)
         inbox = Inbox(listeners[self.main_name], addresses[self.main_name].slots,
                       priority=settings.priority, poison_pill=self.poison_pill)
         if self.start_method == 'forkserver':
@@ -252,7 +252,9 @@ class Application:
 
     def _on_main_control(self, envelope: dict) -> None:
         subject = envelope['subject']
-        if subject == EXITED:
+        if subject == BORN:
+            self._supervisor.on_born(envelope)
+        elif subject == EXITED:
             self._supervisor.on_report(envelope)
         elif subject == EBRAKE:
             self._brake(f'emergency brake from {envelope.get("sender")!r}: '

@@ -232,6 +232,7 @@ class Inbox:
         self.poison_pill = poison_pill
         self.on_control = on_control
         self._fifo: deque[tuple[int, dict]] = deque()
+        self._controls: deque[dict] = deque()
         self._heap: list[tuple[Any, int, int, dict]] = []
         self._seq = itertools.count()
         self._buffers: dict[int, bytearray] = {}
@@ -259,6 +260,11 @@ class Inbox:
         for key, _ in self._selector.select(timeout):
             if registered.get(key.fd) is key:  # a callback may have unwatched it meanwhile
                 key.data(key.fileobj)
+        controls = self._controls
+        while controls:  # after reading, so a control callback may poll again
+            envelope = controls.popleft()
+            if self.on_control is not None:
+                self.on_control(envelope)
         return bool(len(self))
 
     def wake(self) -> None:
@@ -379,8 +385,8 @@ class Inbox:
             if envelope.get('route', INTERNAL) != INTERNAL:
                 _log.warning('refused control subject %r that arrived on route %r from %r',
                              subject, envelope.get('route'), envelope.get('sender'))
-            elif self.on_control is not None:
-                self.on_control(envelope)
+            else:
+                self._controls.append(envelope)
             return
         if self._priority:
             heapq.heappush(self._heap,

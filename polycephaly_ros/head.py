@@ -13,6 +13,7 @@ from .errors import ConfigurationError, EnvelopeError, NoReply
 from .filters import Callback, Filter, FilterSet, declared_filters
 
 EXITED = env.CONTROL_PREFIX + 'exited'
+BORN = env.CONTROL_PREFIX + 'born'
 EBRAKE = env.CONTROL_PREFIX + 'ebrake'
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from . import envelope as env
 from .bus import Bus, Directory, Inbox
-from .head import EXITED, Process, run_head
+from .head import BORN, EXITED, Process, run_head
 from .rclpy_host import RclpyHost
 
 THREAD = 'thread'
@@ -62,6 +62,7 @@ class Settings:
     priority: bool
     log_level: int
     log_format: str | None
+    start_timeout: float
 
 
 @dataclass
@@ -75,6 +76,7 @@ class _Handle:
     stop_requested: bool = False
     reports: dict = field(default_factory=dict)
     restarts: deque = field(default_factory=deque)
+    born: int = 0                       # the generation whose birth() completed
     exits: int = 0
     last_error: str | None = None
 
@@ -104,6 +106,11 @@ def _report(bus: Bus, settings: Settings, name: str, generation: int, error: str
         _log.exception('head %r could not report its end to %r', name, settings.main)
 
 
+def _announce_birth(bus: Bus, settings: Settings, name: str, generation: int) -> Callable[[], None]:
+    return lambda: bus.post(env.make(name, settings.main, BORN, {'generation': generation}),
+                            control=True)
+
+
 def process_entry(spec: HeadSpec, frequency: float, generation: int, directory: Directory,
                   listener: Any, lifeline: Any, settings: Settings) -> None:
     """Run one head in a fresh process: its own inbox, bus, rclpy context and node."""
@@ -121,7 +128,7 @@ def process_entry(spec: HeadSpec, frequency: float, generation: int, directory: 
         head._attach(name=spec.name, args=spec.args, kwargs=spec.kwargs, frequency=frequency,
                      bus=bus, inbox=inbox, poison_pill=settings.poison_pill, main=settings.main,
                      node=host.create_node(spec.name) if host else None, generation=generation)
-        error = run_head(head)
+        error = run_head(head, after_birth=_announce_birth(bus, settings, spec.name, generation))
     except BaseException:
         error = traceback.format_exc()
     _report(bus, settings, spec.name, generation, error)
@@ -145,7 +152,7 @@ def _thread_entry(handle: _Handle, frequency: float, generation: int, bus: Bus,
         head._attach(name=spec.name, args=spec.args, kwargs=spec.kwargs, frequency=frequency,
                      bus=bus, inbox=handle.inbox, poison_pill=settings.poison_pill,
                      main=settings.main, node=node, generation=generation)
-        error = run_head(head)
+        error = run_head(head, after_birth=_announce_birth(bus, settings, spec.name, generation))
     except BaseException:
         error = traceback.format_exc()
     finally:
@@ -187,7 +194,7 @@ class Supervisor:
                 self.start(name)
 
     def start(self, name: str) -> None:
-        """Start a stopped head."""
+        """Start a stopped head and wait (up to threads_timeout) until its birth() is done."""
         handle = self._handle(name)
         if handle.state != 'stopped':
             raise RuntimeError(f'head {name!r} is already {handle.state}')
@@ -211,19 +218,43 @@ class Supervisor:
             self._main_inbox.watch(process.sentinel,
                                    lambda _fd, h=handle, p=process: self._on_sentinel(h, p))
         handle.state = 'running'
+        deadline = time.monotonic() + self._settings.start_timeout
+        while handle.state == 'running' and handle.born != handle.generation:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _log.warning('head %r was not born within %g s; going on', name,
+                             self._settings.start_timeout)
+                break
+            self._main_inbox.poll(remaining, ignore_queued=True)
         _log.info('started head %r (%s, generation %d)', name, spec.mode, handle.generation)
 
     # -- stopping --------------------------------------------------------------------
     def stop(self, names: list[str], timeout: float) -> None:
         """Stop heads in parallel: poison pill, then terminate, then kill after timeout."""
-        targets = [self._handle(n) for n in names]
-        targets = [h for h in targets if h.state != 'stopped']
-        for handle in targets:
+        targets = [h for h in map(self._handle, names) if h.state != 'stopped']
+        self._request_stop(targets)
+        self._wait(targets, timeout)
+        self._escalate(targets, timeout)
+
+    def shutdown(self, bound: list[str], unbound: list[str], timeout: float) -> None:
+        """Stop the application's heads: bound ones now, unbound ones when they end or time out."""
+        self.stopping = True
+        bound_handles = list(map(self._handle, bound))
+        unbound_handles = list(map(self._handle, unbound))
+        self._request_stop(bound_handles)
+        self._wait(bound_handles + unbound_handles, timeout)
+        self._escalate(bound_handles, timeout)
+        self.stop([h.spec.name for h in unbound_handles], 2.0)
+
+    def _request_stop(self, handles: list[_Handle]) -> None:
+        for handle in handles:
             handle.stop_requested = True
             handle.state = 'stopping'
             self._poison(handle)
-        self._wait(targets, timeout)
-        late = [h for h in targets if h.state != 'stopped']
+
+    def _escalate(self, handles: list[_Handle], timeout: float) -> None:
+        """Terminate, then kill, the heads still running after timeout; abandon such threads."""
+        late = [h for h in handles if h.state != 'stopped']
         for handle in late:
             if handle.spec.mode == PROCESS:
                 _log.error('head %r did not stop within %g s: terminating it',
@@ -245,18 +276,6 @@ class Supervisor:
                 _log.error('thread head %r did not stop within %g s; abandoning it',
                            handle.spec.name, timeout)
                 self._on_exit(handle, True, 'abandoned: did not stop in time')
-
-    def shutdown(self, bound: list[str], unbound: list[str], timeout: float) -> None:
-        """Stop the application's heads: bound ones now, unbound ones when they end or time out."""
-        self.stopping = True
-        for name in bound:
-            handle = self._handle(name)
-            handle.stop_requested = True
-            handle.state = 'stopping'
-            self._poison(handle)
-        self._wait([self._handle(n) for n in bound + unbound], timeout)
-        self.stop([n for n in bound if self._handle(n).state != 'stopped'], 0.0)
-        self.stop([n for n in unbound if self._handle(n).state != 'stopped'], 2.0)
 
     def kill_all(self) -> None:
         """Kill every head process at once (a forced stop)."""
@@ -291,6 +310,12 @@ class Supervisor:
         self._lifeline_r.close()
 
     # -- exits -----------------------------------------------------------------------
+    def on_born(self, envelope: dict) -> None:
+        """Take a head's word that its birth() is done."""
+        handle = self.handles.get(envelope.get('sender'))
+        if handle is not None:
+            handle.born = (envelope.get('body') or {}).get('generation', 0)
+
     def on_report(self, envelope: dict) -> None:
         """Take a head's report of its end (a control envelope)."""
         handle = self.handles.get(envelope.get('sender'))

@@ -149,3 +149,11 @@ class Worker(Process):
         if self.done >= self.kwargs['steps']:
             self.send('main', 'finished', self.done)
             self.die()
+
+
+class Stopper(Process):
+    """Send the poison pill kwargs['pill'] to main."""
+
+    def life(self) -> None:
+        self.send('main', self.kwargs['pill'])
+        self.die()

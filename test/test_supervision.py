@@ -1,0 +1,258 @@
+"""Start order, crash detection, restart policies, die(), ebrake() and shutdown."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from harness import ask, run_script, until
+from heads import CrashInLife, Echo, SlowDeath, Stopper, Worker
+from polycephaly_ros import Application, ConfigurationError, Process
+
+
+def journal_lines(path):
+    return path.read_text().split() if path.exists() else []
+
+
+def events(path):
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [tuple(line.split()[:2]) for line in lines]
+
+
+@pytest.mark.parametrize('mode', ['thread', 'process'])
+def test_every_head_is_born_and_dies_exactly_once(mode, tmp_path, leftover_processes):
+    journal = tmp_path / 'journal'
+
+    def script(main):
+        return [ask(main, name, 'ping', name) for name in ('one', 'two', 'three')]
+
+    heads = [(Echo, {'name': n, 'mode': mode, 'journal': str(journal)}) for n in ('one', 'two', 'three')]
+    app = run_script(script, heads)
+    assert app.outcome == ['one', 'two', 'three'] and app.exit_code == 0
+    assert sorted(events(journal)) == sorted(
+        [(n, e) for n in ('one', 'two', 'three') for e in ('birth', 'death')])
+    leftover_processes()
+
+
+def test_heads_start_in_the_order_added(tmp_path):
+    journal = tmp_path / 'journal'
+    heads = [(Echo, {'name': n, 'journal': str(journal)}) for n in ('c', 'a', 'b')]
+    run_script(lambda main: until(main, lambda: len(events(journal)) == 3), heads)
+    assert [e for e in events(journal) if e[1] == 'birth'] == [('c', 'birth'), ('a', 'birth'),
+                                                               ('b', 'birth')]
+
+
+def test_autostart_false_waits_for_start():
+    def script(main):
+        states = {s['name']: s['state'] for s in main.application.status()}
+        main.application.start('echo')
+        return states, ask(main, 'echo', 'ping', 'up')
+
+    states, answer = run_script(script, [(Echo, {'autostart': False, 'mode': 'process'})]).outcome
+    assert states == {'echo': 'stopped'} and answer == 'up'
+
+
+@pytest.mark.parametrize('mode', ['thread', 'process'])
+def test_crash_is_detected_and_restarted_on_failure(mode, caplog):
+    def script(main):
+        first = ask(main, 'echo', 'whoami')
+        main.send('echo', 'crash', 'boom')
+        until(main, lambda: main.application.status()[0]['generation'] == 2)
+        second = ask(main, 'echo', 'whoami')
+        return first, second, main.application.status()[0]
+
+    first, second, status = run_script(
+        script, [(Echo, {'mode': mode, 'restart': 'on_failure'})]).outcome
+    assert status['exits'] == 1 and status['state'] == 'running'
+    assert "head 'echo' failed" in caplog.text and 'asked to crash: boom' in caplog.text
+    if mode == 'process':
+        assert first['pid'] != second['pid']
+
+
+def test_killed_process_is_detected_at_once_and_restarted(caplog):
+    def script(main):
+        pid = ask(main, 'echo', 'whoami')['pid']
+        killed = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        until(main, lambda: main.application.status()[0]['generation'] == 2)
+        detected = time.monotonic() - killed
+        return pid, ask(main, 'echo', 'whoami')['pid'], detected
+
+    old, new, detected = run_script(
+        script, [(Echo, {'mode': 'process', 'restart': 'on_failure'})]).outcome
+    assert old != new and detected < 1.0
+    assert 'killed by signal SIGKILL' in caplog.text
+
+
+def test_never_policy_leaves_a_crashed_head_stopped_and_the_app_running(caplog):
+    def script(main):
+        main.send('echo', 'crash', 'once')
+        until(main, lambda: main.application.status()[0]['state'] == 'stopped')
+        return ask(main, 'other', 'ping', 'still here')
+
+    app = run_script(script, [(Echo, {'mode': 'process'}), (Echo, {'name': 'other'})])
+    assert app.outcome == 'still here' and app.exit_code == 0
+
+
+@pytest.mark.parametrize('mode', ['thread', 'process'])
+def test_too_many_restarts_stop_the_application_with_a_reason(mode, tmp_path, leftover_processes):
+    journal = tmp_path / 'journal'
+
+    def script(main):
+        until(main, lambda: main.stopping, timeout=20)
+
+    app = run_script(script, [(CrashInLife, {'mode': mode, 'restart': 'always', 'max_restarts': 2,
+                                             'restart_window': 30, 'journal': str(journal)})])
+    assert app.exit_code == 1
+    assert "'crashinlife' needed more than 2 restart(s) within 30 s" in app.reason
+    assert 'life failed on purpose' in app.reason
+    births = [e for e in events(journal) if e[1] == 'birth']
+    deaths = [e for e in events(journal) if e[1] == 'death']
+    assert len(births) == len(deaths) == 3
+    leftover_processes()
+
+
+def test_head_failing_every_loop_can_still_be_stopped(tmp_path):
+    def script(main):
+        until(main, lambda: main.application.status()[0]['exits'] >= 3)
+        main.application.stop('crashinlife')
+        return main.application.status()[0]['state']
+
+    app = run_script(script, [(CrashInLife, {'mode': 'thread', 'restart': 'always',
+                                             'max_restarts': 1000})])
+    assert app.outcome == 'stopped' and app.exit_code == 0
+
+
+def test_die_stops_only_that_head():
+    def script(main):
+        main.send('echo', 'quit')
+        until(main, lambda: main.application.status()[0]['state'] == 'stopped')
+        return main.application.status()[0], ask(main, 'other', 'ping', 'alive')
+
+    status, alive = run_script(script, [(Echo, {'mode': 'process', 'restart': 'on_failure'}),
+                                        (Echo, {'name': 'other', 'mode': 'process'})]).outcome
+    assert status['last_error'] is None and status['exits'] == 1 and alive == 'alive'
+
+
+@pytest.mark.parametrize('mode', ['thread', 'process'])
+def test_ebrake_from_any_head_stops_everything_and_reports_the_reason(mode, tmp_path,
+                                                                      leftover_processes):
+    journal = tmp_path / 'journal'
+
+    def script(main):
+        main.send('echo', 'brake', 'battery on fire')
+        until(main, lambda: main.stopping)
+
+    heads = [(Echo, {'mode': mode, 'journal': str(journal)}),
+             (Echo, {'name': 'bystander', 'mode': 'process', 'bound_shutdown': False,
+                     'journal': str(journal)})]
+    started = time.monotonic()
+    app = run_script(script, heads, threads_timeout=20)
+    assert time.monotonic() - started < 10  # unbound heads are stopped too: no threads_timeout wait
+    assert app.exit_code == 1
+    assert app.reason == "emergency brake from 'echo': battery on fire"
+    assert sorted(events(journal)) == [('bystander', 'birth'), ('bystander', 'death'),
+                                       ('echo', 'birth'), ('echo', 'death')]
+    leftover_processes()
+
+
+def test_main_head_ebrake_and_poison_pill():
+    def brake(main):
+        main.ebrake('from main')
+        until(main, lambda: main.stopping)
+
+    app = run_script(brake)
+    assert app.exit_code == 1 and 'from main' in app.reason
+
+    def wait(main):
+        until(main, lambda: main.stopping)
+
+    app = run_script(wait, [(Stopper, {'mode': 'process', 'pill': 'STOP!'})], ppill='STOP!')
+    assert app.exit_code == 0 and app.reason == "poison pill from 'stopper'"
+
+
+def test_unbound_head_finishes_its_work_before_the_application_ends(tmp_path):
+    def script(main):
+        return 'main done'  # main ends at once; the worker is not bound to it
+
+    app = run_script(script, [(Worker, {'mode': 'process', 'bound_shutdown': False, 'steps': 5,
+                                       'frequency': 20})])
+    assert [e['body'] for e in app.main.received if e['subject'] == 'finished'] == [5]
+
+
+def test_heads_that_do_not_stop_are_terminated_then_killed(tmp_path, leftover_processes, caplog):
+    journal = tmp_path / 'journal'
+    heads = [(SlowDeath, {'name': 'slow', 'mode': 'process', 'seconds': 60, 'journal': str(journal)}),
+             (SlowDeath, {'name': 'stubborn', 'mode': 'process', 'seconds': 60, 'ignore_term': True,
+                          'journal': str(journal)})]
+
+    def script(main):
+        until(main, lambda: len(events(journal)) == 2)
+
+    started = time.monotonic()
+    app = run_script(script, heads, threads_timeout=1)
+    assert time.monotonic() - started < 15
+    assert ('slow', 'dying') in events(journal) and ('slow', 'death') not in events(journal)
+    assert "head 'slow' did not stop within 1 s: terminating it" in caplog.text
+    assert "head 'stubborn' ignored SIGTERM: killing it" in caplog.text
+    assert app.exit_code == 0
+    leftover_processes()
+
+
+def test_heads_stop_in_parallel(tmp_path):
+    heads = [(SlowDeath, {'name': f'slow{i}', 'mode': 'process', 'seconds': 1.0}) for i in range(4)]
+    started = []
+
+    def script(main):
+        started.append(time.monotonic())
+
+    run_script(script, heads, threads_timeout=20)
+    assert time.monotonic() - started[0] < 3.5  # four deaths of 1 s each, side by side
+
+
+def test_runtime_control_from_the_main_head():
+    def script(main):
+        app = main.application
+        pid = ask(main, 'echo', 'whoami')['pid']
+        app.restart('echo')
+        status = app.status()[0]
+        return pid, ask(main, 'echo', 'whoami')['pid'], status
+
+    old, new, status = run_script(script, [(Echo, {'mode': 'process'})]).outcome
+    assert old != new and status['generation'] == 2 and status['state'] == 'running'
+
+
+def test_two_applications_in_one_interpreter_share_nothing():
+    def script(main):
+        main.add_filter(lambda e: None, subject='only-here')
+        return main.application.poison_pill, len(main._filters)
+
+    first = run_script(script, [(Echo, {})])
+    second = run_script(script, [(Echo, {'name': 'another'})])
+    assert first.outcome[0] != second.outcome[0]
+    assert first.outcome[1] == second.outcome[1] == 2  # harness catch-all + this one
+
+
+
+def test_configuration_errors_name_the_problem():
+    app = Application()
+    with pytest.raises(ConfigurationError, match='mode of head .* "thread" or "process"'):
+        app.add_process(Echo, mode='fiber')
+    with pytest.raises(ConfigurationError, match='restart of head'):
+        app.add_process(Echo, restart='sometimes')
+    with pytest.raises(ConfigurationError, match='frequency'):
+        app.add_process(Echo, frequency=0)
+    with pytest.raises(ConfigurationError, match='importable'):
+        class Local(Process):
+            pass
+        app.add_process(Local, mode='process')
+    app.add_process(Echo)
+    with pytest.raises(ConfigurationError, match="already a head named 'echo'"):
+        app.add_process(Echo)
+    with pytest.raises(ConfigurationError, match='start_method'):
+        Application(start_method='fork')
+    with pytest.raises(ConfigurationError, match='queue_type'):
+        Application(queueType='LIFO')
+    with pytest.raises(TypeError, match='queuesize'):
+        Application(queuesize=3)
