@@ -248,7 +248,8 @@ class Application:
         supervisor = self._supervisor
         live = [n for n, h in supervisor.handles.items() if h.state != 'stopped']
         bound = [n for n in live if self._everyone or self._specs[n].bound_shutdown]
-        supervisor.shutdown(bound, [n for n in live if n not in bound], self.threads_timeout)
+        supervisor.shutdown(bound, [n for n in live if n not in bound], self.threads_timeout,
+                            serve=self._main_head._serve_while_stopping)
 
     def _on_main_control(self, envelope: dict) -> None:
         subject = envelope['subject']

@@ -138,7 +138,7 @@ class Process:
         self._inbox.poll(wait)
         return self._dispatch(limit or self._batch)
 
-    def _dispatch(self, budget: int) -> int:
+    def _dispatch(self, budget: int, *, stopping: bool = False) -> int:
         inbox = self._inbox
         handled = 0
         while handled < budget:
@@ -146,7 +146,16 @@ class Process:
             if envelope is None:
                 break
             handled += 1
-            if not self._filters.dispatch(envelope):
+            if stopping:
+                try:
+                    ran = self._filters.dispatch(envelope)
+                except Exception:
+                    self._logger.exception('while stopping, a filter failed on envelope %r from %r',
+                                           envelope.get('subject'), envelope.get('sender'))
+                    continue
+            else:
+                ran = self._filters.dispatch(envelope)
+            if not ran:
                 self.unmatched += 1
                 self._logger.warning(
                     'no filter matched envelope %r from %r (messageid %s); %d unmatched so far',
@@ -251,11 +260,16 @@ class Process:
                 if inbox.poll(remaining):
                     self._dispatch(self._batch)
 
+    def _serve_while_stopping(self) -> int:
+        """Handle the mail waiting now; a failing filter is logged, not fatal, at this stage."""
+        self._inbox.poll(0.0)
+        return self._dispatch(self._batch, stopping=True)
+
     def _finish(self) -> int:
         """Handle mail already queued (after an orderly stop), run death(); return unhandled count."""
         try:
             if self._stopping:
-                self.mailman()
+                self._serve_while_stopping()
         finally:
             self.death()
         self._inbox.poll(0.0)

@@ -236,13 +236,18 @@ class Supervisor:
         self._wait(targets, timeout)
         self._escalate(targets, timeout)
 
-    def shutdown(self, bound: list[str], unbound: list[str], timeout: float) -> None:
-        """Stop the application's heads: bound ones now, unbound ones when they end or time out."""
+    def shutdown(self, bound: list[str], unbound: list[str], timeout: float,
+                 serve: Callable[[], Any] | None = None) -> None:
+        """Stop the application's heads: bound ones now, unbound ones when they end or time out.
+
+        serve() is called whenever mail arrives meanwhile, so the main head keeps answering
+        the heads that still run.
+        """
         self.stopping = True
         bound_handles = list(map(self._handle, bound))
         unbound_handles = list(map(self._handle, unbound))
         self._request_stop(bound_handles)
-        self._wait(bound_handles + unbound_handles, timeout)
+        self._wait(bound_handles + unbound_handles, timeout, serve)
         self._escalate(bound_handles, timeout)
         self.stop([h.spec.name for h in unbound_handles], 2.0)
 
@@ -293,13 +298,15 @@ class Supervisor:
         except Exception as exc:
             _log.error('could not send the poison pill to %r: %s', name, exc)
 
-    def _wait(self, handles: list[_Handle], timeout: float) -> None:
+    def _wait(self, handles: list[_Handle], timeout: float,
+              serve: Callable[[], Any] | None = None) -> None:
         deadline = time.monotonic() + timeout
         while any(h.state != 'stopped' for h in handles) and not self.forced:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            self._main_inbox.poll(remaining, ignore_queued=True)
+            if self._main_inbox.poll(remaining, ignore_queued=serve is None) and serve:
+                serve()
 
     def close(self) -> None:
         """Release what the supervisor holds (after every head stopped)."""

@@ -1,0 +1,142 @@
+"""Turn envelopes into JSON bytes and back with orjson, checking every header on the way in.
+
+JSON is what external routes (Unix socket, MQTT, ...) speak; pickle never leaves the
+application's private bus. Security rules for everything arriving from outside:
+
+* Only JSON is parsed: nothing received is ever unpickled or evaluated.
+* Control subjects (``polycephaly.*``) and the application's poison pill are refused, so a
+  peer can never stop, restart or impersonate the framework's own messages.
+* Every core header is type-checked, and ``route`` is always overwritten with the route the
+  envelope really came in on.
+
+Encoding is strict: whatever orjson cannot serialise (a set, bytes, an arbitrary object, an
+int beyond 64 bits, a dict with non-text keys) raises :class:`NotSerializable` naming the
+header; nothing is stringified behind the caller's back. Tuples become JSON arrays, so they
+arrive as lists. orjson's own native types (datetime, UUID, dataclass, enum) are written
+as orjson documents them, and NaN and infinities become ``null``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import orjson
+
+from .envelope import is_control, new_id
+from .errors import EnvelopeError, NotSerializable
+
+#: The sender of the error frames written back to external clients.
+ERROR_SENDER = 'polycephaly'
+
+_JSON_KIND = {
+    str: 'string', int: 'integer', float: 'number', bool: 'boolean',
+    type(None): 'null', list: 'array', dict: 'object',
+}
+
+
+def _kind(value: Any) -> str:
+    return _JSON_KIND.get(type(value), type(value).__name__)
+
+
+def encode(envelope: dict[str, Any]) -> bytes:
+    """Return the envelope as compact UTF-8 JSON (no newline), or raise NotSerializable."""
+    try:
+        return orjson.dumps(envelope)
+    except orjson.JSONEncodeError as exc:
+        raise NotSerializable(_culprit(envelope, exc)) from None
+
+
+def _culprit(envelope: Any, exc: Exception) -> str:
+    """Return which header of envelope orjson refused, and why."""
+    if not isinstance(envelope, dict):
+        return f'an envelope must be a dict, not {type(envelope).__name__}'
+    for header, value in envelope.items():
+        if not isinstance(header, str):
+            return f'header names must be text, not {type(header).__name__}: {header!r}'
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError as bad:
+            return f'header {header!r} cannot be sent as JSON: {bad}'
+    return f'the envelope cannot be sent as JSON: {exc}'
+
+
+def parse(data: bytes | bytearray | memoryview | str) -> dict[str, Any]:
+    """Return the JSON object in data, unchecked, or raise EnvelopeError."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError(f'malformed JSON: {exc}') from None
+    if not isinstance(obj, dict):
+        raise EnvelopeError(f'an envelope must be a JSON object, not {_kind(obj)}')
+    return obj
+
+
+def _require(envelope: Mapping[str, Any], header: str, kinds: tuple[type, ...], what: str) -> None:
+    """Raise EnvelopeError unless the header holds one of kinds (never a boolean)."""
+    value = envelope[header]
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        raise EnvelopeError(f'header {header!r} must be {what}, not {_kind(value)}')
+
+
+def check(obj: Mapping[str, Any], *, route: str, poison_pill: str | None = None) -> dict[str, Any]:
+    """Return a checked copy of a parsed envelope, defaults filled in and route set."""
+    envelope = dict(obj)
+    for header in ('recipient', 'subject'):
+        if header not in envelope:
+            raise EnvelopeError(f'missing header {header!r}')
+    _require(envelope, 'recipient', (str,), 'a non-empty string')
+    if not envelope['recipient']:
+        raise EnvelopeError("header 'recipient' must be a non-empty string, not an empty string")
+    _require(envelope, 'subject', (str,), 'a string')
+    if is_control(envelope['subject'], poison_pill):
+        raise EnvelopeError('refused: control subject')
+    for header in ('sender', 'messageid', 'threadid'):
+        if header in envelope:
+            _require(envelope, header, (str,), 'a string')
+    for header in ('messageid', 'threadid'):
+        if header in envelope and not envelope[header]:
+            raise EnvelopeError(
+                f'header {header!r} must be a non-empty string, not an empty string'
+            )
+    if 'threadindex' in envelope:
+        _require(envelope, 'threadindex', (int,), 'an integer >= 1')
+        if envelope['threadindex'] < 1:
+            raise EnvelopeError(
+                f"header 'threadindex' must be an integer >= 1, not {envelope['threadindex']}"
+            )
+    for header in ('time', 'priority'):
+        if header in envelope:
+            _require(envelope, header, (int, float), 'a number')
+    envelope['recipient'] = envelope['recipient'].lower()
+    envelope.setdefault('body', None)
+    envelope.setdefault('messageid', new_id())
+    envelope.setdefault('threadid', new_id())
+    envelope.setdefault('threadindex', 1)
+    envelope.setdefault('time', time.time())
+    envelope['route'] = route
+    return envelope
+
+
+def decode(
+    data: bytes | bytearray | memoryview | str, *, route: str, poison_pill: str | None = None
+) -> dict[str, Any]:
+    """Return the envelope in one JSON frame received on route, or raise EnvelopeError."""
+    return check(parse(data), route=route, poison_pill=poison_pill)
+
+
+def error_envelope(reason: str, original: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return the error frame answering original (possibly malformed, or None) with reason."""
+    original = original or {}
+    sender, thread, index = (original.get(h) for h in ('sender', 'threadid', 'threadindex'))
+    known_index = isinstance(index, int) and not isinstance(index, bool) and index >= 1
+    return {
+        'subject': 'error',
+        'body': {'error': reason},
+        'sender': ERROR_SENDER,
+        'recipient': sender if isinstance(sender, str) else '',
+        'threadid': thread if isinstance(thread, str) and thread else new_id(),
+        'threadindex': index + 1 if known_index else 1,
+        'messageid': new_id(),
+        'time': time.time(),
+    }

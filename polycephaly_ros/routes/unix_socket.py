@@ -1,0 +1,591 @@
+"""The Unix-domain-socket route: a server and a client carrying JSON envelopes.
+
+Framing: newline-delimited JSON. Each frame is one envelope encoded as a UTF-8 JSON object
+on a single line, ended by ``\\n`` (orjson never writes a raw newline inside a document).
+Blank lines are ignored and a trailing ``\\r`` is harmless, so ``socat - UNIX-CONNECT:path``,
+``nc -U path`` and a plain :mod:`socket` client can all talk to the server by hand.
+
+Security rules:
+
+* Frames are JSON only and decoded by :func:`polycephaly_ros.codec.decode`: nothing is
+  ever unpickled, control subjects (``polycephaly.*``) and the poison pill are refused, and
+  ``route`` is always set by the server.
+* The socket file is created under a umask that never lets it exist with looser permissions
+  than ``mode`` (0600 by default: only this user; 0660 with ``group`` to let one group in).
+  The directory holding it should be just as tight.
+* A bad frame (malformed, wrong headers, refused subject, longer than ``max_frame``) is
+  answered with an error frame on its own connection and logged; the connection stays open
+  and no other client is affected. Once :data:`MAX_PENDING` bytes wait for a client that
+  does not read, ``send()`` to it raises :class:`QueueFull` and its error frames are dropped.
+
+Transport only: the server calls ``on_envelope(envelope, client_id)`` from its one
+background thread (client ids are ints from 1, never reused by a server); if it raises, the
+client gets an error frame (``not delivered: ...``: the message of a PolycephalyError, else
+``internal error``, logged with its traceback). ``send()`` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import itertools
+import logging
+import os
+import selectors
+import socket
+import stat
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+from .. import codec
+from ..envelope import new_id
+from ..errors import (
+    ConfigurationError,
+    EnvelopeError,
+    PolycephalyError,
+    QueueFull,
+    RecipientUnavailable,
+    UnknownRecipient,
+)
+
+#: Largest frame accepted by default (bytes, newline excluded).
+MAX_FRAME = 1 << 20
+#: Most bytes that may wait to be written to one connection before sends to it are refused.
+MAX_PENDING = 16 << 20
+_RECV = 1 << 16
+_WAKE = object()
+_UMASK_LOCK = threading.Lock()
+_log = logging.getLogger('polycephaly_ros.routes.unix_socket')
+
+ServerCallback = Callable[[dict[str, Any], int], None]
+ClientCallback = Callable[[dict[str, Any]], None]
+
+
+class _Lines:
+    """Split a byte stream into lines of at most max_frame bytes."""
+
+    def __init__(self, max_frame: int) -> None:
+        self.buf = bytearray()
+        self.max_frame = max_frame
+        self.skipping = False  # inside an over-long line, dropping bytes up to its newline
+
+    def feed(self, data: bytes) -> Iterator[bytes | None]:
+        """Yield each complete line in order, or None once for each over-long line."""
+        self.buf += data
+        while True:
+            end = self.buf.find(b'\n')
+            if end < 0:
+                if not self.skipping and len(self.buf) > self.max_frame:
+                    self.skipping = True
+                    yield None
+                if self.skipping:
+                    self.buf.clear()
+                return
+            line = bytes(self.buf[:end])
+            del self.buf[:end + 1]
+            if self.skipping:
+                self.skipping = False
+            elif end > self.max_frame:
+                yield None
+            elif line.strip():
+                yield line
+
+
+class _Conn:
+    """One accepted client connection (its mutable fields are guarded by the server lock)."""
+
+    def __init__(self, client_id: int, sock: socket.socket, max_frame: int) -> None:
+        self.id = client_id
+        self.sock = sock
+        self.lines = _Lines(max_frame)
+        self.out = bytearray()
+        self.names: set[str] = set()
+        self.writing = False
+        self.closed = False
+
+
+def _gid(group: str | int) -> int:
+    """Return the gid of a group given by name or number."""
+    if isinstance(group, int):
+        return group
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ConfigurationError(f'no group named {group!r}') from None
+
+
+def _claim(path: str) -> None:
+    """Remove a stale socket file at path; raise if it is live or not a socket."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ConfigurationError(f'{path} exists and is not a socket; refusing to replace it')
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        _log.info('removing stale socket file %s', path)
+        os.unlink(path)
+        return
+    except FileNotFoundError:
+        return
+    except socket.timeout:
+        pass  # someone listens but its backlog is full
+    except OSError as exc:
+        raise ConfigurationError(f'cannot tell whether {path} is in use: {exc}') from None
+    finally:
+        probe.close()
+    raise ConfigurationError(f'another server is listening on {path}')
+
+
+class UnixSocketServer:
+    """Serve newline-delimited JSON envelopes on a Unix socket, from one background thread."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        on_envelope: ServerCallback,
+        *,
+        route: str = 'uds',
+        mode: int = 0o600,
+        group: str | int | None = None,
+        max_frame: int = MAX_FRAME,
+        poison_pill: str | None = None,
+    ) -> None:
+        if not 0 <= mode <= 0o777:
+            raise ConfigurationError(f'mode must be permission bits 0..0o777, not {mode:#o}')
+        if max_frame < 1:
+            raise ConfigurationError(f'max_frame must be at least 1 byte, not {max_frame}')
+        self.path = os.fspath(path)
+        self.route = route
+        self.mode = mode
+        self.gid = None if group is None else _gid(group)
+        self.max_frame = max_frame
+        self._on_envelope = on_envelope
+        self._poison_pill = poison_pill
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._conns: dict[int, _Conn] = {}
+        self._names: dict[str, int] = {}
+        self._dirty: set[_Conn] = set()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._inode: tuple[int, int] | None = None
+
+    # -- public API, any thread ------------------------------------------------------
+    def start(self) -> None:
+        """Create the socket file and start serving in a background thread."""
+        if self._thread is not None:
+            raise RuntimeError(f'the server on {self.path} is already running')
+        _claim(self.path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        bound = False
+        try:
+            with _UMASK_LOCK:  # the umask is per process: keep two servers from racing on it
+                old = os.umask(0o777 & ~self.mode)
+                try:
+                    listener.bind(self.path)
+                    bound = True
+                finally:
+                    os.umask(old)
+            if self.gid is not None:
+                os.chown(self.path, -1, self.gid)
+            os.chmod(self.path, self.mode)
+            st = os.stat(self.path)
+            listener.listen(socket.SOMAXCONN)
+            listener.setblocking(False)
+        except BaseException:
+            listener.close()
+            if bound:
+                os.unlink(self.path)
+            raise
+        self._inode = (st.st_dev, st.st_ino)
+        self._listener = listener
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(listener, selectors.EVENT_READ, None)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, name=f'uds-server:{self.path}', daemon=True
+        )
+        self._thread.start()
+        _log.info('serving %s (mode %#o)', self.path, self.mode)
+
+    def stop(self) -> None:
+        """Close every connection, unlink the socket file and join the thread."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stopping = True
+        if thread is threading.current_thread():
+            return  # called from on_envelope: the loop cleans up when it returns
+        self._wake()
+        thread.join()
+        self._thread = None
+
+    def clients(self) -> list[int]:
+        """Return the ids of the connected clients."""
+        with self._lock:
+            return list(self._conns)
+
+    def send(self, client_id: int, envelope: dict[str, Any]) -> None:
+        """Queue an envelope to one client; raise RecipientUnavailable if it is gone."""
+        data = codec.encode(envelope) + b'\n'
+        with self._lock:
+            conn = self._conns.get(client_id)
+            if conn is None:
+                raise RecipientUnavailable(f'client {client_id} of {self.path} is not connected')
+            if len(conn.out) + len(data) > MAX_PENDING:
+                raise QueueFull(f'client {client_id} of {self.path} is not reading its replies')
+            conn.out += data
+            self._dirty.add(conn)
+        if threading.current_thread() is not self._thread:
+            self._wake()
+
+    def send_to_name(self, name: str, envelope: dict[str, Any]) -> None:
+        """Queue an envelope to the client that last sent as name."""
+        with self._lock:
+            client_id = self._names.get(name.lower())
+        if client_id is None:
+            raise UnknownRecipient(f'no client of {self.path} has sent as {name!r}')
+        self.send(client_id, envelope)
+
+    def __enter__(self) -> UnixSocketServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the loop, server thread only ------------------------------------------------
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b'\0')
+        except (BlockingIOError, OSError):
+            pass  # a wake-up is already pending, or the server is closing
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                for key, mask in self._sel.select():
+                    if key.data is None:
+                        self._accept()
+                    elif key.data is _WAKE:
+                        self._drain_wake()
+                    else:
+                        if mask & selectors.EVENT_READ:
+                            self._read(key.data)
+                        if mask & selectors.EVENT_WRITE:
+                            self._flush(key.data)
+                with self._lock:
+                    dirty, self._dirty = self._dirty, set()
+                for conn in dirty:
+                    self._flush(conn)
+        except Exception:
+            _log.exception('the server loop on %s failed', self.path)
+        finally:
+            self._close_all()
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                _log.warning('%s: cannot accept a client: %s', self.path, exc)
+                return
+            sock.setblocking(False)
+            conn = _Conn(next(self._ids), sock, self.max_frame)
+            with self._lock:
+                self._conns[conn.id] = conn
+            self._sel.register(sock, selectors.EVENT_READ, conn)
+            _log.debug('%s: client %d connected', self.path, conn.id)
+
+    def _read(self, conn: _Conn) -> None:
+        if conn.closed:
+            return
+        try:
+            data = conn.sock.recv(_RECV)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b''
+        if not data:
+            self._close(conn)
+            return
+        for line in conn.lines.feed(data):
+            if line is None:
+                self._reject(conn, f'frame longer than {self.max_frame} bytes', None)
+            else:
+                self._deliver(conn, line)
+
+    def _deliver(self, conn: _Conn, line: bytes) -> None:
+        try:
+            envelope = codec.decode(line, route=self.route, poison_pill=self._poison_pill)
+        except EnvelopeError as exc:
+            try:
+                original: dict[str, Any] | None = codec.parse(line)
+            except EnvelopeError:
+                original = None
+            self._reject(conn, str(exc), original)
+            return
+        sender = envelope.get('sender')
+        if isinstance(sender, str) and sender:
+            with self._lock:
+                self._names[sender.lower()] = conn.id
+                conn.names.add(sender.lower())
+        try:
+            self._on_envelope(envelope, conn.id)
+        except PolycephalyError as exc:
+            self._reject(conn, f'not delivered: {exc}', envelope)
+        except Exception:
+            _log.exception('%s: on_envelope failed for client %d', self.path, conn.id)
+            self._reject(conn, 'not delivered: internal error', envelope)
+
+    def _reject(self, conn: _Conn, reason: str, original: dict[str, Any] | None) -> None:
+        _log.warning('%s: rejected a frame from client %d: %s', self.path, conn.id, reason)
+        frame = codec.encode(codec.error_envelope(reason, original)) + b'\n'
+        with self._lock:
+            if len(conn.out) + len(frame) > MAX_PENDING:
+                _log.warning('%s: client %d reads too slowly; error frame dropped',
+                             self.path, conn.id)
+                return
+            conn.out += frame
+            self._dirty.add(conn)
+
+    def _flush(self, conn: _Conn) -> None:
+        with self._lock:
+            if conn.closed:
+                return
+            try:
+                sent = conn.sock.send(conn.out) if conn.out else 0
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                sent = -1
+            if sent > 0:
+                del conn.out[:sent]
+            pending = bool(conn.out)
+        if sent < 0:
+            self._close(conn)
+        elif pending != conn.writing:
+            conn.writing = pending
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if pending else 0)
+            self._sel.modify(conn.sock, events, conn)
+
+    def _close(self, conn: _Conn) -> None:
+        with self._lock:
+            if conn.closed:
+                return
+            conn.closed = True
+            del self._conns[conn.id]
+            self._dirty.discard(conn)
+            for name in conn.names:
+                if self._names.get(name) == conn.id:
+                    del self._names[name]
+        self._sel.unregister(conn.sock)
+        conn.sock.close()
+        _log.debug('%s: client %d disconnected', self.path, conn.id)
+
+    def _close_all(self) -> None:
+        for conn in list(self._conns.values()):
+            try:
+                conn.sock.send(conn.out)  # best effort: what is already queued
+            except OSError:
+                pass
+            self._close(conn)
+        self._sel.close()
+        self._listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        try:
+            st = os.lstat(self.path)
+            if (st.st_dev, st.st_ino) == self._inode:
+                os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        _log.info('stopped serving %s', self.path)
+
+
+class UnixSocketClient:
+    """Connect to a UnixSocketServer from a background thread, reconnecting with backoff.
+
+    ``on_envelope(envelope)`` is called from that thread for each frame received; frames
+    are checked like the server's (control subjects refused), and error frames with no
+    recipient are addressed to this client's name.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        on_envelope: ClientCallback,
+        *,
+        name: str,
+        reconnect: bool = True,
+        backoff: tuple[float, float] = (0.05, 2.0),
+        route: str = 'uds',
+        max_frame: int = MAX_FRAME,
+        poison_pill: str | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.name = name
+        self.reconnect = reconnect
+        self.backoff = backoff
+        self.route = route
+        self.max_frame = max_frame
+        self._on_envelope = on_envelope
+        self._poison_pill = poison_pill
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: Set while connected.
+        self.connected_event = threading.Event()
+        #: Set while not connected (the opposite of connected_event).
+        self.disconnected_event = threading.Event()
+        self.disconnected_event.set()
+
+    @property
+    def connected(self) -> bool:
+        """Tell whether the client is connected to the server now."""
+        return self.connected_event.is_set()
+
+    def start(self) -> None:
+        """Start connecting (and reading) in a background thread."""
+        if self._thread is not None:
+            raise RuntimeError(f'the client of {self.path} is already running')
+        self._thread = threading.Thread(
+            target=self._run, name=f'uds-client:{self.path}', daemon=True
+        )
+        self._thread.start()
+
+    def send(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        """Send an envelope to the server and return it as sent (missing ids filled in)."""
+        envelope = {
+            'sender': self.name, 'messageid': new_id(), 'threadid': new_id(),
+            'threadindex': 1, 'time': time.time(), **envelope,
+        }
+        data = codec.encode(envelope) + b'\n'
+        with self._lock:
+            sock = self._sock
+            if sock is None:
+                raise RecipientUnavailable(f'not connected to {self.path}')
+            try:
+                sock.sendall(data)
+            except OSError as exc:
+                self._hang_up(sock)
+                raise RecipientUnavailable(f'lost the connection to {self.path}: {exc}') from None
+        return envelope
+
+    def close(self) -> None:
+        """Disconnect, stop reconnecting and join the thread."""
+        self._closing.set()
+        with self._lock:
+            if self._sock is not None:
+                self._hang_up(self._sock)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> UnixSocketClient:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- client thread ---------------------------------------------------------------
+    @staticmethod
+    def _hang_up(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes the reader's recv()
+        except OSError:
+            pass
+
+    def _run(self) -> None:
+        first = True
+        while not self._closing.is_set() and (first or self.reconnect):
+            sock = self._connect()
+            if sock is None:
+                return
+            first = False
+            try:
+                self._serve(sock)
+            finally:
+                with self._lock:
+                    self._sock = None
+                    self.connected_event.clear()
+                    self.disconnected_event.set()
+                sock.close()
+                _log.info('disconnected from %s', self.path)
+
+    def _connect(self) -> socket.socket | None:
+        """Return a connected socket, retrying with backoff; None once closing."""
+        delay, longest = self.backoff
+        while not self._closing.is_set():
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.path)
+            except OSError as exc:
+                sock.close()
+                _log.debug('cannot connect to %s (%s); retrying in %.2f s', self.path, exc, delay)
+                self._closing.wait(delay)
+                delay = min(delay * 2, longest)
+                continue
+            with self._lock:
+                if self._closing.is_set():
+                    sock.close()
+                    return None
+                self._sock = sock
+                self.disconnected_event.clear()
+                self.connected_event.set()
+            _log.info('connected to %s as %s', self.path, self.name)
+            return sock
+        return None
+
+    def _serve(self, sock: socket.socket) -> None:
+        lines = _Lines(self.max_frame)
+        while True:
+            try:
+                data = sock.recv(_RECV)
+            except OSError as exc:
+                if exc.errno not in (errno.ECONNRESET, errno.EBADF, errno.ENOTCONN):
+                    _log.warning('reading from %s failed: %s', self.path, exc)
+                return
+            if not data:
+                return
+            for line in lines.feed(data):
+                if line is None:
+                    _log.warning('%s: dropped a frame longer than %d bytes',
+                                 self.path, self.max_frame)
+                else:
+                    self._deliver(line)
+
+    def _deliver(self, line: bytes) -> None:
+        try:
+            obj = codec.parse(line)
+            if not obj.get('recipient'):
+                obj['recipient'] = self.name  # error frames about unparseable sends
+            envelope = codec.check(obj, route=self.route, poison_pill=self._poison_pill)
+        except EnvelopeError as exc:
+            _log.warning('%s: rejected a frame from the server: %s', self.path, exc)
+            return
+        try:
+            self._on_envelope(envelope)
+        except Exception:
+            _log.exception('%s: on_envelope failed', self.path)

@@ -1,0 +1,62 @@
+"""Every head hosts a real rclpy node; process heads start without forking a process that runs rclpy."""
+
+import threading
+
+from harness import ask, run_script, until
+from heads import Echo
+from polycephaly_ros import rclpy_host
+
+
+def graph_names(node):
+    return {f'{ns.rstrip("/")}/{name}' for name, ns in node.get_node_names_and_namespaces()}
+
+
+def test_every_head_is_a_node_in_the_graph_under_the_application_namespace():
+    heads = [(Echo, {'name': 'worker', 'mode': 'process'}), (Echo, {'name': 'helper'})]
+
+    def script(main):
+        expected = {'/robot/main', '/robot/worker', '/robot/helper'}
+        until(main, lambda: expected <= graph_names(main.node), timeout=20)
+        return (ask(main, 'worker', 'whoami'), ask(main, 'helper', 'whoami'),
+                main.node.get_fully_qualified_name())
+
+    worker, helper, main_node = run_script(script, heads, namespace='/robot').outcome
+    assert worker['node'] == '/robot/worker' and helper['node'] == '/robot/helper'
+    assert main_node == '/robot/main'
+
+
+def test_process_heads_never_fork_from_a_process_running_rclpy():
+    received = []
+    arrived = threading.Event()
+
+    def script(main):
+        from std_msgs.msg import String
+
+        def on_chatter(message):
+            received.append(message.data)
+            arrived.set()
+
+        main.node.create_subscription(String, 'chatter', on_chatter, 10)
+        assert rclpy_host.forks_after_init() == 0
+        first = ask(main, 'talker', 'whoami')
+        main.application.restart('talker')  # a new process, started while rclpy runs here
+        second = ask(main, 'talker', 'whoami')
+
+        def heard():
+            if not arrived.is_set():  # discovery takes a moment: publish until heard
+                ask(main, 'talker', 'publish', 'from the restarted head')
+            return arrived.is_set()
+
+        until(main, heard, timeout=20)
+        return first, second, rclpy_host.forks_after_init()
+
+    first, second, forks_here = run_script(script, [(Echo, {'name': 'talker', 'mode': 'process'})]).outcome
+    assert first['pid'] != second['pid']
+    assert forks_here == 0 and first['forks_after_init'] == second['forks_after_init'] == 0
+    assert received and received[0] == 'from the restarted head'
+
+
+def test_heads_run_without_ros_when_asked():
+    app = run_script(lambda main: (main.node, ask(main, 'echo', 'whoami')['node']),
+                     [(Echo, {'mode': 'process'})], ros=False)
+    assert app.outcome == (None, None)

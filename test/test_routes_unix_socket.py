@@ -1,0 +1,376 @@
+"""The Unix-domain-socket route: framing, error frames, permissions, many clients, reconnects."""
+
+from __future__ import annotations
+
+import grp
+import logging
+import os
+import queue
+import selectors
+import shutil
+import socket
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import orjson
+import pytest
+
+from polycephaly_ros import codec, envelope
+from polycephaly_ros.errors import ConfigurationError, RecipientUnavailable, UnknownRecipient
+from polycephaly_ros.routes.unix_socket import UnixSocketClient, UnixSocketServer
+
+TIMEOUT = 10.0
+PILL = 'c0ffee00-pill-4000-8000-000000000000'
+
+
+class RawClient:
+    """A client made of a plain blocking socket, as a user would write by hand."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect(str(path))
+        self.buf = b''
+
+    def send_line(self, data: bytes) -> None:
+        """Send bytes followed by a newline."""
+        self.sock.sendall(data + b'\n')
+
+    def send(self, **headers: Any) -> None:
+        """Send one envelope made of the given headers."""
+        self.send_line(orjson.dumps(headers))
+
+    def recv(self) -> dict[str, Any]:
+        """Return the next frame from the server (fails after TIMEOUT)."""
+        while b'\n' not in self.buf:
+            chunk = self.sock.recv(65536)
+            assert chunk, 'the server closed the connection'
+            self.buf += chunk
+        line, self.buf = self.buf.split(b'\n', 1)
+        return orjson.loads(line)
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.sock.close()
+
+
+@pytest.fixture
+def sock_path(tmp_path: Path) -> Path:
+    return tmp_path / 'poly.sock'
+
+
+@pytest.fixture
+def make_server(sock_path: Path) -> Iterator[Callable[..., UnixSocketServer]]:
+    """Return a factory of started servers (stopped after the test)."""
+    servers: list[UnixSocketServer] = []
+
+    def make(on_envelope: Callable[[dict[str, Any], int], None], **kwargs: Any) -> UnixSocketServer:
+        server = UnixSocketServer(kwargs.pop('path', sock_path), on_envelope, **kwargs)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def inbox() -> queue.Queue:
+    return queue.Queue()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., UnixSocketServer], inbox: queue.Queue) -> UnixSocketServer:
+    """A server putting (envelope, client_id) in inbox, with a small max_frame and a pill."""
+    return make_server(lambda env, cid: inbox.put((env, cid)), max_frame=1024, poison_pill=PILL)
+
+
+@pytest.fixture
+def raw(server: UnixSocketServer, sock_path: Path) -> Iterator[RawClient]:
+    client = RawClient(sock_path)
+    yield client
+    client.close()
+
+
+def echo_server(make_server: Callable[..., UnixSocketServer], **kwargs: Any) -> UnixSocketServer:
+    """Start a server answering every envelope (as its recipient) to its own client."""
+    def on_envelope(env: dict[str, Any], cid: int) -> None:
+        body = {'body': env['body'], 'client': cid}
+        server.send(cid, envelope.answer(env, env['recipient'], body))
+    server = make_server(on_envelope, **kwargs)
+    return server
+
+
+def test_frame_arrives_with_route_uds(server: UnixSocketServer, raw: RawClient,
+                                      inbox: queue.Queue) -> None:
+    raw.send(recipient='Main', subject='hi', sender='touch', body=[1, {'a': None}],
+             messageid='m-1', threadid='t-1', threadindex=2, route='internal', colour='blue')
+    env, cid = inbox.get(timeout=TIMEOUT)
+    assert env['route'] == 'uds' and env['recipient'] == 'main' and env['body'] == [1, {'a': None}]
+    assert (env['messageid'], env['threadid'], env['threadindex']) == ('m-1', 't-1', 2)
+    assert env['colour'] == 'blue'
+    assert server.clients() == [cid]
+
+
+def test_server_sends_back_by_id_and_by_name(server: UnixSocketServer, raw: RawClient,
+                                             inbox: queue.Queue) -> None:
+    raw.send(recipient='main', subject='ask', sender='Touch')
+    env, cid = inbox.get(timeout=TIMEOUT)
+    server.send(cid, envelope.answer(env, 'main', 'first'))
+    reply = raw.recv()
+    assert envelope.is_reply_to(reply, env) and reply['body'] == 'first'
+    server.send_to_name('touch', envelope.answer(env, 'main', 'second'))
+    assert raw.recv()['body'] == 'second'
+    with pytest.raises(UnknownRecipient, match='nobody'):
+        server.send_to_name('nobody', envelope.answer(env, 'main'))
+    with pytest.raises(RecipientUnavailable):
+        server.send(cid + 1000, envelope.answer(env, 'main'))
+
+
+def test_malformed_json_gets_an_error_frame_and_the_connection_stays(
+        server: UnixSocketServer, raw: RawClient, inbox: queue.Queue,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger='polycephaly_ros.routes.unix_socket')
+    raw.send_line(b'{"recipient": "main", "subject": ')
+    error = raw.recv()
+    assert error['subject'] == 'error' and error['sender'] == 'polycephaly'
+    assert 'malformed JSON' in error['body']['error']
+    assert any('malformed JSON' in r.getMessage() for r in caplog.records)
+    raw.send(recipient='main', subject='fine')
+    assert inbox.get(timeout=TIMEOUT)[0]['subject'] == 'fine'
+
+
+def test_missing_recipient_gets_an_error_frame_in_its_thread(server: UnixSocketServer,
+                                                             raw: RawClient) -> None:
+    raw.send(subject='hi', sender='touch', threadid='t-7', threadindex=3)
+    error = raw.recv()
+    assert "missing header 'recipient'" in error['body']['error']
+    assert (error['recipient'], error['threadid'], error['threadindex']) == ('touch', 't-7', 4)
+
+
+@pytest.mark.parametrize('subject', [PILL, 'polycephaly.ebrake'])
+def test_control_subjects_are_refused(server: UnixSocketServer, raw: RawClient,
+                                      inbox: queue.Queue, subject: str) -> None:
+    raw.send(recipient='main', subject=subject, sender='touch')
+    assert raw.recv()['body'] == {'error': 'refused: control subject'}
+    raw.send(recipient='main', subject='after')
+    assert inbox.get(timeout=TIMEOUT)[0]['subject'] == 'after'  # the refused one never arrived
+
+
+@pytest.mark.parametrize('chunked', [False, True])
+def test_over_long_frame_gets_one_error_frame_and_is_discarded(
+        make_server: Callable[..., UnixSocketServer], sock_path: Path, chunked: bool) -> None:
+    echo_server(make_server, max_frame=1024)
+    raw = RawClient(sock_path)
+    long_line = orjson.dumps({'recipient': 'main', 'subject': 'big', 'body': 'x' * 5000})
+    if chunked:  # the server sees the line grow past max_frame before its newline arrives
+        for start in range(0, len(long_line), 700):
+            raw.sock.sendall(long_line[start:start + 700])
+        raw.send_line(b'')
+    else:
+        raw.send_line(long_line)
+    error = raw.recv()
+    assert error['body'] == {'error': 'frame longer than 1024 bytes'} and error['recipient'] == ''
+    raw.send(recipient='main', subject='small', sender='touch', body='ok')
+    assert raw.recv()['body']['body'] == 'ok'  # next frame is the echo: no second error
+    raw.close()
+
+
+def test_socket_file_is_private_by_default(server: UnixSocketServer, sock_path: Path) -> None:
+    st = os.stat(sock_path)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    assert st.st_uid == os.getuid()
+
+
+@pytest.mark.parametrize('by_name', [False, True])
+def test_socket_file_mode_and_group(make_server: Callable[..., UnixSocketServer],
+                                    sock_path: Path, by_name: bool) -> None:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    gid = os.getgid()
+    make_server(lambda env, cid: None, mode=0o660,
+                group=grp.getgrgid(gid).gr_name if by_name else gid)
+    st = os.stat(sock_path)
+    assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == gid
+    assert os.umask(umask) == umask  # restored
+
+
+def test_stale_socket_file_is_replaced(make_server: Callable[..., UnixSocketServer],
+                                       sock_path: Path, inbox: queue.Queue) -> None:
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(sock_path))
+    dead.close()
+    assert stat.S_ISSOCK(os.lstat(sock_path).st_mode)
+    make_server(lambda env, cid: inbox.put(env))
+    client = RawClient(sock_path)
+    client.send(recipient='main', subject='fresh')
+    assert inbox.get(timeout=TIMEOUT)['subject'] == 'fresh'
+    client.close()
+
+
+def test_live_server_on_the_path_is_a_clear_error(server: UnixSocketServer, raw: RawClient,
+                                                  sock_path: Path, inbox: queue.Queue) -> None:
+    second = UnixSocketServer(sock_path, lambda env, cid: None)
+    with pytest.raises(ConfigurationError, match='another server is listening on'):
+        second.start()
+    raw.send(recipient='main', subject='still here')  # the first server is untouched
+    assert inbox.get(timeout=TIMEOUT)[0]['subject'] == 'still here'
+    assert os.path.exists(sock_path)
+
+
+def test_a_file_that_is_not_a_socket_is_left_alone(sock_path: Path) -> None:
+    sock_path.write_text('precious')
+    with pytest.raises(ConfigurationError, match='not a socket'):
+        UnixSocketServer(sock_path, lambda env, cid: None).start()
+    assert sock_path.read_text() == 'precious'
+
+
+def test_stop_closes_clients_and_unlinks_the_file(server: UnixSocketServer, raw: RawClient,
+                                                  sock_path: Path, inbox: queue.Queue) -> None:
+    raw.send(recipient='main', subject='hi')
+    _, cid = inbox.get(timeout=TIMEOUT)
+    server.stop()
+    assert not sock_path.exists() and server.clients() == []
+    assert raw.sock.recv(1) == b''
+    with pytest.raises(RecipientUnavailable):
+        server.send(cid, envelope.make('main', 'touch'))
+
+
+def test_on_envelope_errors_are_answered_and_the_server_survives(
+        make_server: Callable[..., UnixSocketServer], sock_path: Path) -> None:
+    def on_envelope(env: dict[str, Any], cid: int) -> None:
+        if env['recipient'] == 'ghost':
+            raise UnknownRecipient('no head named ghost')
+        raise RuntimeError('bug')
+
+    make_server(on_envelope)
+    raw = RawClient(sock_path)
+    raw.send(recipient='ghost', subject='hi')
+    assert raw.recv()['body'] == {'error': 'not delivered: no head named ghost'}
+    raw.send(recipient='main', subject='hi')
+    assert raw.recv()['body'] == {'error': 'not delivered: internal error'}
+    raw.close()
+
+
+def test_two_hundred_clients_at_once(make_server: Callable[..., UnixSocketServer],
+                                     sock_path: Path) -> None:
+    server = echo_server(make_server)
+    clients = [RawClient(sock_path) for _ in range(200)]
+    for number, client in enumerate(clients):
+        client.send(recipient='main', subject='n', sender=f'c{number}', body=number)
+    sel = selectors.DefaultSelector()
+    for number, client in enumerate(clients):
+        client.sock.setblocking(False)
+        sel.register(client.sock, selectors.EVENT_READ, (number, client))
+    replies: dict[int, dict[str, Any]] = {}
+    while len(replies) < len(clients):
+        ready = sel.select(timeout=TIMEOUT)
+        assert ready, f'only {len(replies)} replies arrived'
+        for key, _ in ready:
+            number, client = key.data
+            client.buf += client.sock.recv(65536)
+            if b'\n' in client.buf:
+                replies[number] = orjson.loads(client.buf.split(b'\n', 1)[0])
+                sel.unregister(client.sock)
+    sel.close()
+    assert all(reply['body']['body'] == n and reply['recipient'] == f'c{n}'
+               for n, reply in replies.items())
+    assert len({reply['body']['client'] for reply in replies.values()}) == 200
+    assert sorted(server.clients()) == sorted(r['body']['client'] for r in replies.values())
+    for client in clients:
+        client.close()
+
+
+def test_socat_can_talk_to_the_server(make_server: Callable[..., UnixSocketServer],
+                                      sock_path: Path) -> None:
+    socat = shutil.which('socat')
+    if socat is None:
+        pytest.skip('socat is not installed (./dev setup installs it; or apt-get install socat)')
+    echo_server(make_server)
+    proc = subprocess.Popen([socat, '-', f'UNIX-CONNECT:{sock_path}'], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    try:
+        proc.stdin.write(b'{"recipient": "main", "subject": "by hand", "sender": "shell", '
+                         b'"body": "hi"}\n')
+        data = b''
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while b'\n' not in data:
+                assert sel.select(timeout=TIMEOUT), 'no reply from the server through socat'
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                assert chunk, proc.stderr.read().decode()
+                data += chunk
+        reply = orjson.loads(data.split(b'\n', 1)[0])
+        assert reply['recipient'] == 'shell' and reply['body']['body'] == 'hi'
+        proc.stdin.close()
+        assert proc.wait(timeout=TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_client_connects_late_notices_loss_and_reconnects(
+        make_server: Callable[..., UnixSocketServer], sock_path: Path) -> None:
+    got: queue.Queue = queue.Queue()
+    received: queue.Queue = queue.Queue()
+    client = UnixSocketClient(sock_path, got.put, name='touch', backoff=(0.01, 0.05))
+    client.start()
+    try:
+        assert not client.connected
+        with pytest.raises(RecipientUnavailable, match='not connected'):
+            client.send({'recipient': 'main', 'subject': 'too early'})
+
+        first = echo_server(make_server)
+        assert client.connected_event.wait(TIMEOUT) and client.connected
+        sent = client.send({'recipient': 'main', 'subject': 'one', 'body': 1})
+        reply = got.get(timeout=TIMEOUT)
+        assert envelope.is_reply_to(reply, sent) and reply['route'] == 'uds'
+        assert reply['body']['body'] == 1 and reply['recipient'] == 'touch'
+
+        first.stop()
+        assert client.disconnected_event.wait(TIMEOUT) and not client.connected
+        with pytest.raises(RecipientUnavailable):
+            client.send({'recipient': 'main', 'subject': 'while down'})
+
+        make_server(lambda env, cid: received.put(env))
+        assert client.connected_event.wait(TIMEOUT)
+        client.send({'recipient': 'main', 'subject': 'two', 'body': 2})
+        env = received.get(timeout=TIMEOUT)
+        assert (env['sender'], env['subject'], env['body']) == ('touch', 'two', 2)
+    finally:
+        client.close()
+    assert not client.connected
+
+
+def test_client_gets_error_frames_and_refuses_control_subjects(
+        make_server: Callable[..., UnixSocketServer], sock_path: Path) -> None:
+    got: queue.Queue = queue.Queue()
+    server = echo_server(make_server, max_frame=256)
+    with UnixSocketClient(sock_path, got.put, name='touch', backoff=(0.01, 0.05)) as client:
+        assert client.connected_event.wait(TIMEOUT)
+        client.send({'recipient': 'main', 'subject': 'hello'})  # the server learns the name
+        assert got.get(timeout=TIMEOUT)['subject'] == 'reply'
+        client.send({'recipient': 'main', 'subject': 'polycephaly.ebrake'})
+        error = got.get(timeout=TIMEOUT)
+        assert error['subject'] == 'error' and error['recipient'] == 'touch'
+        client.send({'recipient': 'main', 'subject': 'huge', 'body': 'x' * 1000})
+        error = got.get(timeout=TIMEOUT)  # the server could not tell who sent it
+        assert error['body'] == {'error': 'frame longer than 256 bytes'}
+        assert error['recipient'] == 'touch'
+        server.send_to_name('touch', envelope.make('main', 'touch', 'polycephaly.exited'))
+        server.send_to_name('touch', envelope.make('main', 'touch', 'after'))
+        assert got.get(timeout=TIMEOUT)['subject'] == 'after'
+
+
+def test_codec_frames_are_what_the_server_reads(server: UnixSocketServer, raw: RawClient,
+                                                inbox: queue.Queue) -> None:
+    sent = envelope.make('touch', 'main', 'tuple', (1, 2))
+    raw.send_line(codec.encode(sent))
+    env, _ = inbox.get(timeout=TIMEOUT)
+    assert env == {**sent, 'body': [1, 2], 'route': 'uds'}
