@@ -91,8 +91,9 @@ class Bus:
     def __init__(self, directory: Directory, send_timeout: float = 2.0) -> None:
         self.directory = directory
         self.send_timeout = send_timeout
-        #: Called with an envelope whose recipient is no head of this application
-        #: (a route such as the ROS bridge sets it); without it, such a send fails.
+        #: Called with an envelope whose recipient is no head of this application and that
+        #: names no route head in its ``via`` header (the ROS bridge sets it); without it,
+        #: such a send fails with UnknownRecipient.
         self.external: Callable[[dict], None] | None = None
         self._links: dict[str, _Link] = {}
         self._links_lock = threading.Lock()
@@ -101,12 +102,17 @@ class Bus:
         """Deliver envelope to its recipient's inbox, or raise saying why it cannot."""
         name = envelope['recipient']
         address = self.directory.get(name)
-        if address is None:
-            if self.external is not None and not control:
+        if address is None and not control:
+            via = envelope.get('via')
+            if via in self.directory.addresses:  # an outside name reached through a route head
+                address = self.directory[via]
+            elif self.external is not None:
                 self.external(envelope)
                 return
+        if address is None:
             known = ', '.join(sorted(self.directory.addresses))
             raise UnknownRecipient(f'no head named {name!r} in this application (heads: {known})')
+        name = address.name
         if not control and not self.directory.running(name):
             raise RecipientUnavailable(f'head {name!r} is not running, so it cannot take mail')
         try:

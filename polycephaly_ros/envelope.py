@@ -19,6 +19,9 @@ RESERVED_HEADERS = CORE_HEADERS | frozenset(('route', 'priority'))
 CONTROL_PREFIX = 'polycephaly.'
 #: The route envelopes travel on between heads of one application.
 INTERNAL = 'internal'
+#: Header naming the route head that reaches an outside sender; reply() echoes it, so the
+#: answer to an envelope that came in through a route goes back out the same way.
+VIA = 'via'
 
 _NAME = re.compile(r'[a-z][a-z0-9_]*')
 

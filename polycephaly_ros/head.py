@@ -233,6 +233,10 @@ class Process:
         inbox.on_control = self._on_control
         for callback, route, criteria in declared_filters(self):
             self._filters.add(callback, route, **criteria)
+        if node is not None:
+            from .ros_bridge import open_ros_inbox
+
+            self._ros_inbox = open_ros_inbox(self)
 
     def _on_control(self, envelope: dict) -> None:
         if envelope['subject'] == self._poison_pill:
