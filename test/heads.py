@@ -134,6 +134,8 @@ class SlowDeath(Process):
 
     def death(self) -> None:
         note(self, 'dying')
+        if self.kwargs.get('say'):
+            print(f'{self.name} dying', flush=True)
         time.sleep(self.kwargs['seconds'])  # the slowness under test, not synchronisation
         note(self, 'death')
 
