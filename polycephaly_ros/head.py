@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import numbers
 import time
+import traceback
 from typing import Any, Callable
 
 from . import envelope as env
@@ -296,8 +297,6 @@ def run_head(
     before_death: Callable[[], None] | None = None,
 ) -> str | None:
     """Run a head from birth to death; return the error text if it failed, else None."""
-    import traceback
-
     error = None
     try:
         head._loop(after_birth)
