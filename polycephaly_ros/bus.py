@@ -20,6 +20,7 @@ import itertools
 import logging
 import os
 import pickle
+import select
 import selectors
 import socket
 import struct
@@ -52,9 +53,12 @@ class Address:
 class Directory:
     """The inboxes of one application, and which heads are running (shared memory)."""
 
-    def __init__(self, addresses: dict[str, Address], states: Any) -> None:
+    def __init__(self, addresses: dict[str, Address], states: Any,
+                 remote: dict[str, str] | None = None) -> None:
         self.addresses = addresses
         self._states = states  # multiprocessing RawArray('b'): 1 while a head runs
+        #: Outside names reached through a route head without a ``via`` header: name -> head.
+        self.remote = dict(remote or {})
 
     def __contains__(self, name: str) -> bool:
         return name in self.addresses
@@ -104,6 +108,8 @@ class Bus:
         address = self.directory.get(name)
         if address is None and not control:
             via = envelope.get('via')
+            if via not in self.directory.addresses:
+                via = self.directory.remote.get(name)
             if via in self.directory.addresses:  # an outside name reached through a route head
                 address = self.directory[via]
             elif self.external is not None:
@@ -241,15 +247,16 @@ class Inbox:
         self._controls: deque[dict] = deque()
         self._heap: list[tuple[Any, int, int, dict]] = []
         self._seq = itertools.count()
-        self._buffers: dict[int, bytearray] = {}
-        self._selector = selectors.DefaultSelector()
+        self._buffers: dict[int, bytes] = {}
+        self._epoll = select.epoll()
+        self._watched: dict[int, tuple[Any, Callable[[Any], None]]] = {}
         listener.setblocking(False)
         self._listener = listener
-        self._selector.register(listener, selectors.EVENT_READ, self._accept)
+        self.watch(listener, self._accept)
         self._waker_r, self._waker_w = socket.socketpair()
         self._waker_r.setblocking(False)
         self._waker_w.setblocking(False)
-        self._selector.register(self._waker_r, selectors.EVENT_READ, self._drain_waker)
+        self.watch(self._waker_r, self._drain_waker)
 
     def __len__(self) -> int:
         return len(self._heap) if self._priority else len(self._fifo)
@@ -260,12 +267,15 @@ class Inbox:
 
         Without ignore_queued the wait is skipped when envelopes are already queued.
         """
-        if len(self) and not ignore_queued:
+        if timeout is None:
+            timeout = -1
+        elif timeout < 0 or (not ignore_queued and len(self)):
             timeout = 0.0
-        registered = self._selector.get_map()
-        for key, _ in self._selector.select(timeout):
-            if registered.get(key.fd) is key:  # a callback may have unwatched it meanwhile
-                key.data(key.fileobj)
+        watched = self._watched
+        for fd, _ in self._epoll.poll(timeout):
+            entry = watched.get(fd)
+            if entry is not None:  # a callback may have unwatched it meanwhile
+                entry[1](entry[0])
         controls = self._controls
         while controls:  # after reading, so a control callback may poll again
             envelope = controls.popleft()
@@ -281,12 +291,16 @@ class Inbox:
             pass
 
     def watch(self, fileobj: Any, callback: Callable[[Any], None]) -> None:
-        """Call callback(fileobj) from poll() whenever fileobj is readable."""
-        self._selector.register(fileobj, selectors.EVENT_READ, callback)
+        """Call callback(fileobj) from poll() whenever fileobj (an fd or a socket) is readable."""
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        self._epoll.register(fd, select.EPOLLIN)
+        self._watched[fd] = (fileobj, callback)
 
     def unwatch(self, fileobj: Any) -> None:
         """Stop watching fileobj."""
-        self._selector.unregister(fileobj)
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        self._epoll.unregister(fd)
+        del self._watched[fd]
 
     # -- queue -----------------------------------------------------------------------
     def get(self) -> dict | None:
@@ -339,8 +353,8 @@ class Inbox:
             except (BlockingIOError, InterruptedError):
                 return
             conn.setblocking(False)
-            self._buffers[conn.fileno()] = bytearray()
-            self._selector.register(conn, selectors.EVENT_READ, self._read)
+            self._buffers[conn.fileno()] = b''
+            self.watch(conn, self._read)
             self._read(conn)  # what the sender wrote before we accepted
 
     def _drain_waker(self, waker: socket.socket) -> None:
@@ -352,7 +366,6 @@ class Inbox:
 
     def _read(self, conn: socket.socket) -> None:
         fd = conn.fileno()
-        buf = self._buffers[fd]
         try:
             data = conn.recv(_RECV)
         except (BlockingIOError, InterruptedError):
@@ -360,26 +373,28 @@ class Inbox:
         except OSError:
             data = b''
         if not data:
-            if buf:
+            if self._buffers[fd]:
                 _log.warning('a sender closed its connection in the middle of an envelope '
-                             '(%d bytes discarded; that sender was told the send failed)', len(buf))
-            self._selector.unregister(conn)
+                             '(%d bytes discarded; that sender was told the send failed)',
+                             len(self._buffers[fd]))
+            self.unwatch(conn)
             del self._buffers[fd]
             conn.close()
             return
-        buf += data
-        size = len(buf)
+        pending = self._buffers[fd]
+        if pending:
+            data = pending + data
+        size = len(data)
         offset = 0
-        with memoryview(buf) as view:
-            while size - offset >= 5:
-                length, flags = _HEADER.unpack_from(buf, offset)
-                end = offset + 5 + length
-                if end > size:
-                    break
-                self._arrive(pickle.loads(view[offset + 5:end]), flags & _COUNTED)
-                offset = end
-        if offset:
-            del buf[:offset]
+        view = memoryview(data)
+        while size - offset >= 5:
+            length, flags = _HEADER.unpack_from(data, offset)
+            end = offset + 5 + length
+            if end > size:
+                break
+            self._arrive(pickle.loads(view[offset + 5:end]), flags & _COUNTED)
+            offset = end
+        self._buffers[fd] = data[offset:] if offset < size else b''
 
     def _arrive(self, envelope: dict, counted: int) -> None:
         subject = envelope.get('subject')
@@ -401,10 +416,11 @@ class Inbox:
             self._fifo.append((counted, envelope))
 
     def close(self) -> None:
-        """Close connections, waker and selector (the listener is closed by its owner)."""
-        for key in list(self._selector.get_map().values()):
-            if key.fileobj not in (self._listener,) and key.data == self._read:
-                key.fileobj.close()
-        self._selector.close()
+        """Close connections, waker and poller (the listener is closed by its owner)."""
+        for fileobj, callback in list(self._watched.values()):
+            if callback == self._read:
+                fileobj.close()
+        self._watched.clear()
+        self._epoll.close()
         self._waker_r.close()
         self._waker_w.close()
