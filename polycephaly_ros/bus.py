@@ -56,7 +56,7 @@ class Directory:
     def __init__(self, addresses: dict[str, Address], states: Any,
                  remote: dict[str, str] | None = None) -> None:
         self.addresses = addresses
-        self._states = states  # multiprocessing RawArray('b'): 1 while a head runs
+        self.states = states  # multiprocessing RawArray('b'): 1 while a head runs
         #: Outside names reached through a route head without a ``via`` header: name -> head.
         self.remote = dict(remote or {})
 
@@ -72,11 +72,11 @@ class Directory:
 
     def running(self, name: str) -> bool:
         """Tell whether the head takes mail now (running, or starting)."""
-        return bool(self._states[self.addresses[name].index])
+        return bool(self.states[self.addresses[name].index])
 
     def set_running(self, name: str, running: bool) -> None:
         """Record whether the head takes mail."""
-        self._states[self.addresses[name].index] = 1 if running else 0
+        self.states[self.addresses[name].index] = 1 if running else 0
 
 
 class _Link:
@@ -105,7 +105,8 @@ class Bus:
     def post(self, envelope: dict, *, control: bool = False, timeout: float | None = None) -> None:
         """Deliver envelope to its recipient's inbox, or raise saying why it cannot."""
         name = envelope['recipient']
-        address = self.directory.get(name)
+        directory = self.directory
+        address = directory.addresses.get(name)
         if address is None and not control:
             via = envelope.get('via')
             if via not in self.directory.addresses:
@@ -119,7 +120,7 @@ class Bus:
             known = ', '.join(sorted(self.directory.addresses))
             raise UnknownRecipient(f'no head named {name!r} in this application (heads: {known})')
         name = address.name
-        if not control and not self.directory.running(name):
+        if not control and not directory.states[address.index]:
             raise RecipientUnavailable(f'head {name!r} is not running, so it cannot take mail')
         try:
             payload = pickle.dumps(envelope, pickle.HIGHEST_PROTOCOL)
@@ -129,7 +130,7 @@ class Bus:
                 f'process boundary: {type(exc).__name__}: {exc}'
             ) from exc
         wait = self.send_timeout if timeout is None else timeout
-        if not control and not address.slots.acquire(True, wait):
+        if not control and not (address.slots.acquire(False) or address.slots.acquire(True, wait)):
             raise QueueFull(
                 f'queue of head {name!r} stayed full ({address.queue_size} envelopes) for '
                 f'{wait:g} s; envelope {envelope.get("subject")!r} not sent'
@@ -267,9 +268,10 @@ class Inbox:
 
         Without ignore_queued the wait is skipped when envelopes are already queued.
         """
+        queue = self._heap if self._priority else self._fifo
         if timeout is None:
             timeout = -1
-        elif timeout < 0 or (not ignore_queued and len(self)):
+        elif timeout < 0 or (queue and not ignore_queued):
             timeout = 0.0
         watched = self._watched
         for fd, _ in self._epoll.poll(timeout):
@@ -281,7 +283,7 @@ class Inbox:
             envelope = controls.popleft()
             if self.on_control is not None:
                 self.on_control(envelope)
-        return bool(len(self))
+        return bool(queue)
 
     def wake(self) -> None:
         """Make a pending or the next poll() return at once."""

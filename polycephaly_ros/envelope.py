@@ -26,7 +26,7 @@ VIA = 'via'
 _NAME = re.compile(r'[a-z][a-z0-9_]*')
 
 
-_pool = bytearray()
+_pool: list[str] = []
 
 
 def _forget_pool() -> None:
@@ -36,16 +36,20 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)
 
 
+def _refill(count: int = 256) -> None:
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])  # version 4
+    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])  # RFC 4122 variant
+    h = raw.hex()
+    _pool.extend(f'{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-'
+                 f'{h[i + 20:i + 32]}' for i in range(0, len(h), 32))
+
+
 def new_id() -> str:
-    """Return a new random UUID4 as text (random bytes are drawn 4 KiB at a time)."""
+    """Return a new random UUID4 as text (drawn from the OS 256 at a time)."""
     if not _pool:
-        _pool.extend(os.urandom(4096))
-    b = _pool[-16:]
-    del _pool[-16:]
-    b[6] = b[6] & 0x0F | 0x40
-    b[8] = b[8] & 0x3F | 0x80
-    h = b.hex()
-    return f'{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}'
+        _refill()
+    return _pool.pop()
 
 
 def normalize_name(name: str) -> str:
@@ -76,20 +80,21 @@ def make(
         raise EnvelopeError(f'recipient must be a non-empty head name, not {recipient!r}')
     if not isinstance(subject, str):
         raise EnvelopeError(f'subject must be text, not {type(subject).__name__}: {subject!r}')
-    envelope: dict[str, Any] = {}
     if headers:
         clash = CORE_HEADERS.intersection(headers)
         if clash:
             raise EnvelopeError(
                 f'header(s) {", ".join(sorted(clash))} are set by polycephaly_ros, not by the caller'
             )
-        envelope.update(headers)
+        envelope = dict(headers)
+    else:
+        envelope = {}
     envelope['sender'] = sender
     envelope['recipient'] = recipient.lower()
     envelope['subject'] = subject
     envelope['body'] = body
-    envelope['messageid'] = new_id()
-    envelope['threadid'] = threadid or new_id()
+    envelope['messageid'] = _pool.pop() if _pool else new_id()
+    envelope['threadid'] = threadid or (_pool.pop() if _pool else new_id())
     envelope['threadindex'] = threadindex
     envelope['time'] = time.time()
     return envelope
