@@ -1,0 +1,33 @@
+"""Start the robot's system service (console script polycephaly-system-service).
+
+Arguments: namespace (ROS namespace, default ""), config (robot.yaml, default the installed
+one), log_level (default INFO). Thin on purpose: everything runs without launch as
+`polycephaly-system-service --config FILE --namespace NS`.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+PACKAGE = 'polycephaly_ros'
+
+
+def default_config() -> str:
+    return os.path.join(get_package_share_directory(PACKAGE), 'config', 'robot.yaml')
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription([
+        DeclareLaunchArgument('namespace', default_value='', description='ROS namespace'),
+        DeclareLaunchArgument('config', default_value=default_config(),
+                              description='robot.yaml with every setting'),
+        DeclareLaunchArgument('log_level', default_value='INFO'),
+        Node(package=PACKAGE, executable='polycephaly-system-service',
+             namespace=LaunchConfiguration('namespace'), output='screen', emulate_tty=True,
+             arguments=['--config', LaunchConfiguration('config'),
+                        '--log-level', LaunchConfiguration('log_level')]),
+    ])

@@ -1,0 +1,39 @@
+"""Start the robot's touchscreen client (console script polycephaly-touchscreen).
+
+Arguments: namespace (default ""), config (robot.yaml, default the installed one), headless
+(auto, on or off; default auto: no window without a display), transport (uds or ros; default
+"" = the config's touchscreen.transport), log_level. Everything runs without launch as
+`polycephaly-touchscreen --config FILE --headless auto`.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+PACKAGE = 'polycephaly_ros'
+
+
+def default_config() -> str:
+    return os.path.join(get_package_share_directory(PACKAGE), 'config', 'robot.yaml')
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription([
+        DeclareLaunchArgument('namespace', default_value='', description='ROS namespace'),
+        DeclareLaunchArgument('config', default_value=default_config(),
+                              description='robot.yaml with every setting'),
+        DeclareLaunchArgument('headless', default_value='auto', choices=['auto', 'on', 'off']),
+        DeclareLaunchArgument('transport', default_value='',
+                              description='uds or ros ("" = touchscreen.transport)'),
+        DeclareLaunchArgument('log_level', default_value='INFO'),
+        Node(package=PACKAGE, executable='polycephaly-touchscreen',
+             namespace=LaunchConfiguration('namespace'), output='screen', emulate_tty=True,
+             arguments=['--config', LaunchConfiguration('config'),
+                        '--headless', LaunchConfiguration('headless'),
+                        '--transport', LaunchConfiguration('transport'),
+                        '--log-level', LaunchConfiguration('log_level')]),
+    ])

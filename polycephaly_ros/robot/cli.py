@@ -1,0 +1,101 @@
+"""Command-line plumbing shared by the robot's console scripts."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Sequence
+
+from ..errors import ConfigurationError
+from . import config as cfg
+
+LOG_FORMAT = '[%(asctime)s] %(levelname)s: %(name)s: %(message)s'
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """Return a parser with the options every robot script takes."""
+    p = argparse.ArgumentParser(description=description, epilog=(
+        'ROS arguments after --ros-args are understood too (as launch_ros passes them): '
+        '-r __ns:=/NS (namespace), --params-file FILE (read as --config), '
+        '-p KEY:=VALUE (as --set on this application\'s section).'))
+    p.add_argument('--config', metavar='FILE',
+                   help='robot.yaml to read (default: the installed config/robot.yaml, '
+                        'else the built-in defaults)')
+    p.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
+                   help='override one setting, e.g. service.heads.updates.dry_run=false '
+                        '(repeatable; VALUE is read as YAML)')
+    p.add_argument('--namespace', help='ROS namespace of the application(s) (robot.namespace)')
+    p.add_argument('--log-level', default=os.environ.get('POLYCEPHALY_LOG_LEVEL', 'INFO'),
+                   help='DEBUG, INFO, WARNING, ... (default INFO)')
+    return p
+
+
+def split_ros_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split argv into (our arguments, the ROS arguments after --ros-args up to --)."""
+    ours: list[str] = []
+    ros: list[str] = []
+    inside = False
+    for arg in argv:
+        if arg == '--ros-args':
+            inside = True
+        elif inside and arg == '--':
+            inside = False
+        elif inside:
+            ros.append(arg)
+        else:
+            ours.append(arg)
+    return ours, ros
+
+
+def read_ros_args(ros: Sequence[str], section: str) -> tuple[str | None, list[str], list[str]]:
+    """Return (namespace, parameter files, overrides) from ROS arguments; warn about the rest."""
+    namespace = None
+    files: list[str] = []
+    overrides: list[str] = []
+    it = iter(ros)
+    for arg in it:
+        if arg in ('-r', '--remap'):
+            rule = next(it, '')
+            name, _, value = rule.partition(':=')
+            if name == '__ns':
+                namespace = value
+            else:
+                logging.getLogger('polycephaly_ros.robot').warning(
+                    'ignored ROS remapping %r: each head names its own node', rule)
+        elif arg in ('-p', '--param'):
+            name, sep, value = next(it, '').partition(':=')
+            if sep:
+                overrides.append(f'{section}.{name}={value}')
+        elif arg == '--params-file':
+            files.append(next(it, ''))
+        elif arg in ('--log-level', '-e', '--enclave'):
+            next(it, None)
+    return namespace, files, overrides
+
+
+def load(args: argparse.Namespace, ros: Sequence[str], section: str) -> tuple[dict, str | None]:
+    """Return the configuration the arguments ask for, and the file it was read from."""
+    namespace, files, overrides = read_ros_args(ros, section)
+    path = args.config or (files[-1] if files else None) or cfg.default_file()
+    config = cfg.load(path, [*overrides, *args.overrides])
+    if namespace is not None:
+        config['robot']['namespace'] = namespace
+    if args.namespace is not None:
+        config['robot']['namespace'] = args.namespace
+    return config, path
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, str(level).upper(), logging.INFO),
+                        format=LOG_FORMAT, stream=sys.stderr)
+
+
+def run(main, argv: Sequence[str] | None) -> int:
+    """Call main(argv) turning configuration errors into a message and exit code 2."""
+    try:
+        return main(argv)
+    except ConfigurationError as exc:
+        print(f'{os.path.basename(sys.argv[0])}: configuration error: {exc}', file=sys.stderr)
+        return 2

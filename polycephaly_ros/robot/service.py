@@ -1,0 +1,241 @@
+"""The system service: an application whose heads look after the robot's computer.
+
+Heads (each configured under ``service.heads`` in config/robot.yaml):
+
+* ``service`` - the main head: answers requests from the touchscreen and anyone else;
+* ``network`` - interfaces, default route, reachability, link up/down (:mod:`.network`);
+* ``updates`` - maintenance actions in the downtime window (:mod:`.updates`);
+* ``diagnostics`` - CPU, memory, disks, temperatures on /diagnostics (:mod:`.diagnostics`);
+* ``uds_server`` - the Unix-socket route for local clients (:mod:`.link`); with ROS, every head
+  also has its ROS inbox, so ROS nodes and the touchscreen reach it by name over the graph.
+
+Requests the main head answers, from any route (the reply's subject is ``reply``, or
+``error`` with body ``{"error": reason}``):
+
+==================  ==============================  =============================================
+subject             body                            answer
+==================  ==============================  =============================================
+``status``          -                               service, pid, uptime, heads, link, network,
+                                                    updates and diagnostics summaries
+``diagnostics``     -                               the latest diagnostics sample
+``network``         -                               the latest network snapshot
+``updates``         -                               maintenance state and decisions
+``schedule``        ``{"action": name}``            the decision taken at once
+``unschedule``      ``{"action": name}``            whether it was pending
+``robot_idle``      ``{"idle": bool}``              the updates head's idle state
+``heads``           -                               every head's state
+``start_head``,     ``{"head": name}``              the head's state afterwards
+``stop_head``,
+``restart_head``
+``subscribe``       -                               ok; ``link_changed`` envelopes follow
+``unsubscribe``     -                               ok
+==================  ==============================  =============================================
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from typing import Any, Sequence
+
+from .. import envelope as env
+from ..application import Application
+from ..errors import NoReply, PolycephalyError
+from ..filters import message_filter
+from . import cli, link
+from . import config as cfg
+from .common import RobotHead
+from .diagnostics import DiagnosticsHead
+from .network import NetworkHead
+from .updates import UpdatesHead
+
+HEAD_CLASSES = {'network': NetworkHead, 'updates': UpdatesHead, 'diagnostics': DiagnosticsHead}
+RELAY_TIMEOUT = 3.0
+
+
+class ServiceMain(RobotHead):
+    """The service's main head: answers requests, keeps the heads' latest news."""
+
+    def birth(self) -> None:
+        app = self.application
+        self.config = app.config
+        self.started = time.time()
+        self.link: dict | None = None
+        self.network: dict | None = None
+        self.updates: dict | None = None
+        self.diagnostics: dict | None = None
+        self.subscribers: dict[str, dict] = {}
+        self.requests = 0
+        if self.node is not None:
+            cfg.declare_parameters(self.node, self.config, cfg.SERVICE)
+        self.logger.info('system service up (pid %d): heads %s; socket %s; ROS %s',
+                         os.getpid(), ', '.join(app.head_names()),
+                         cfg.socket_path(self.config)
+                         if self.config[cfg.SERVICE]['uds']['enabled'] else 'off',
+                         f'on (namespace {app.namespace or "/"})' if self.node else 'off')
+
+    # -- news from our heads (internal route only) ---------------------------------------
+    @message_filter(subject='link_changed')
+    def on_link(self, message: dict) -> None:
+        self.link = message['body']
+        for name, headers in list(self.subscribers.items()):
+            if not self.tell(name, 'link_changed', self.link, **headers):
+                self.logger.info('subscriber %r is gone; dropped', name)
+                del self.subscribers[name]
+
+    @message_filter(subject='network_state')
+    def on_network(self, message: dict) -> None:
+        self.network = message['body']
+
+    @message_filter(subject='diagnostics_sample')
+    def on_diagnostics(self, message: dict) -> None:
+        self.diagnostics = message['body']
+
+    @message_filter(subject='updates_state')
+    def on_updates(self, message: dict) -> None:
+        self.updates = message['body']
+
+    # -- requests (any route) ------------------------------------------------------------
+    @message_filter(route=None, subject='status')
+    def status(self, message: dict) -> None:
+        self.requests += 1
+        self.respond(message, self.summary())
+
+    def summary(self) -> dict:
+        """Return the service's status."""
+        net = self.network or {}
+        diag = self.diagnostics
+        uds = self.config[cfg.SERVICE]['uds']
+        return {
+            'service': self.name, 'pid': os.getpid(), 'host': socket.gethostname(),
+            'uptime': round(time.time() - self.started, 3), 'time': time.time(),
+            'namespace': self.application.namespace, 'ros': self.node is not None,
+            'socket': cfg.socket_path(self.config) if uds['enabled'] else None,
+            'heads': self.application.status(), 'requests': self.requests,
+            'link': self.link,
+            'network': {'default_route': net.get('default_route'),
+                        'interfaces_up': sorted(n for n, i in net.get('interfaces', {}).items()
+                                                if i['up']),
+                        'hosts': net.get('hosts')} if net else None,
+            'updates': {k: self.updates[k] for k in ('dry_run', 'window', 'in_window', 'idle',
+                                                     'pending', 'actions')}
+            if self.updates else None,
+            'diagnostics': {'level': diag['level'], 'cpu': diag['cpu']['percent'],
+                            'memory': diag['memory']['percent'],
+                            'disks': {p: d['percent'] for p, d in diag['disks'].items()}}
+            if diag else None,
+        }
+
+    @message_filter(route=None, subject='diagnostics')
+    def diagnostics_request(self, message: dict) -> None:
+        if self.diagnostics is not None:
+            self.respond(message, self.diagnostics)
+        else:
+            self.relay(message, 'diagnostics', 'diagnostics')
+
+    @message_filter(route=None, subject='network')
+    def network_request(self, message: dict) -> None:
+        self.relay(message, 'network', 'network')
+
+    @message_filter(route=None, subject='(updates|schedule|unschedule|robot_idle)')
+    def updates_request(self, message: dict) -> None:
+        self.relay(message, 'updates', message['subject'])
+
+    def relay(self, message: dict, head: str, subject: str) -> None:
+        """Ask one of our heads and pass its answer on (or say why there is none)."""
+        try:
+            asked = self.send(head, subject, message.get('body'))
+            answer = self.wait_for_reply(asked, RELAY_TIMEOUT)
+        except (PolycephalyError, NoReply) as exc:
+            self.refuse(message, f'{head}: {exc}')
+            return
+        self.respond(message, answer.get('body'), subject=answer.get('subject', 'reply'))
+
+    @message_filter(route=None, subject='heads')
+    def heads(self, message: dict) -> None:
+        self.respond(message, {'heads': self.application.status()})
+
+    @message_filter(route=None, subject='(start|stop|restart)_head')
+    def control(self, message: dict) -> None:
+        body = message.get('body')
+        name = body.get('head') if isinstance(body, dict) else body
+        verb = message['subject'].split('_')[0]
+        if not isinstance(name, str) or not name:
+            self.refuse(message, f'{message["subject"]} needs {{"head": name}}')
+            return
+        name = name.lower()
+        if verb != 'start' and name == message.get(env.VIA):
+            self.refuse(message, f'cannot {verb} {name!r}: this request came through it, '
+                                 'so the answer could not go back')
+            return
+        self.logger.warning('%s head %r, as %r asked', verb, name, message.get('sender'))
+        try:
+            getattr(self.application, verb)(name)
+        except (KeyError, RuntimeError, PolycephalyError) as exc:
+            self.refuse(message, f'cannot {verb} {name!r}: {exc.args[0] if exc.args else exc}')
+            return
+        state = next((h for h in self.application.status() if h['name'] == name), None)
+        self.respond(message, {'head': name, 'done': verb, 'state': state})
+
+    @message_filter(route=None, subject='subscribe')
+    def subscribe(self, message: dict) -> None:
+        sender = message['sender']
+        headers = {env.VIA: message[env.VIA]} if message.get(env.VIA) else {}
+        self.subscribers[sender] = headers
+        self.respond(message, {'subscribed': sender, 'link': self.link})
+
+    @message_filter(route=None, subject='unsubscribe')
+    def unsubscribe(self, message: dict) -> None:
+        self.subscribers.pop(message['sender'], None)
+        self.respond(message, {'unsubscribed': message['sender']})
+
+
+class ServiceApplication(Application):
+    """The system service, built from a configuration (see polycephaly_ros.robot.config)."""
+
+    def __init__(self, config: dict, **options: Any) -> None:
+        section = config[cfg.SERVICE]
+        opts = cfg.application_options(section, config['robot']['namespace'])
+        opts.update(options)
+        super().__init__(ServiceMain, name=cfg.SERVICE, **opts)
+        self.config = config
+
+    def build(self) -> None:
+        heads = self.config[cfg.SERVICE]['heads']
+        for name, klass in HEAD_CLASSES.items():
+            s = heads[name]
+            if not s['enabled']:
+                continue
+            frequency = s['rate'] if name == 'diagnostics' else s['frequency']
+            self.add_process(klass, name=name, mode=s['mode'], frequency=frequency,
+                             restart=s['restart'], settings=s, notify=self.main_name)
+        for klass, kwargs in link.service_heads(self.config):
+            self.add_process(klass, **kwargs)
+
+    def head_names(self) -> list[str]:
+        return list(self._specs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the system service until SIGINT/SIGTERM."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ours, ros = cli.split_ros_args(argv)
+    args = cli.parser('The robot\'s system service (polycephaly_ros).').parse_args(ours)
+    cli.setup_logging(args.log_level)
+    config, path = cli.load(args, ros, cfg.SERVICE)
+    sys.argv[1:] = ours  # rclpy must not see the ROS arguments: they are applied above
+    if path:
+        import logging
+
+        logging.getLogger('polycephaly_ros.robot').info('configuration: %s', path)
+    return ServiceApplication(config).run()
+
+
+def cli_main() -> None:
+    sys.exit(cli.run(main, None))
+
+
+if __name__ == '__main__':
+    cli_main()

@@ -1,0 +1,480 @@
+"""The touchscreen client: an application whose main head is the GUI (or its headless twin).
+
+Heads:
+
+* ``touchscreen`` - the main head, on the main thread: runs the view (a Tk window whose event
+  loop is pumped by life(), or the headless view that prints), asks the service for its status
+  and diagnostics periodically, and sends administrative actions;
+* ``touchscreen_poll`` and ``touchscreen_admin`` - thread heads that carry the requests: each
+  sends one envelope to the service and waits for its reply (``wait_for_reply`` with
+  ``reply_timeout`` or ``admin_timeout``), then hands the outcome back to the main head. The
+  window never waits on the service, so it never freezes;
+* ``uds_client`` - the Unix-socket route head (transport ``uds``); with transport ``ros`` the
+  envelopes travel over the ROS bridge instead.
+
+When a status request fails (no reply in time, or the route bounced it because the service is
+gone), the view shows "service unreachable" and the reason; polling goes on, and the first
+answer after the service returns shows it reachable again.
+
+Events are printed on stdout, one per line: readable text, or JSON objects with ``--json``
+(``{"event": "status", ...}``; kinds: started, qr, reachable, unreachable, status,
+diagnostics, admin, link, view, done). In headless mode, lines typed on stdin are commands
+(``help`` lists them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from typing import Any, Sequence
+
+from .. import envelope as env
+from ..application import Application
+from ..errors import NoReply, PolycephalyError
+from ..filters import message_filter
+from . import cli, link
+from . import config as cfg
+from .common import RobotHead
+
+_log = logging.getLogger('polycephaly_ros.robot.touchscreen')
+POLL = 'touchscreen_poll'
+ADMIN = 'touchscreen_admin'
+VIEWS = ('status', 'diagnostics', 'admin', 'pair')
+COMMANDS = {
+    'status': 'ask for the status now', 'diagnostics': 'ask for diagnostics now',
+    'heads': 'list the service\'s heads', 'network': 'the network snapshot',
+    'updates': 'maintenance state and decisions', 'start HEAD': 'start a head',
+    'stop HEAD': 'stop a head', 'restart HEAD': 'restart a head',
+    'schedule ACTION': 'schedule a maintenance action', 'unschedule ACTION': 'cancel it',
+    'idle / busy': 'report the robot idle or busy', 'view NAME': f'show a view ({", ".join(VIEWS)})',
+    'quit': 'stop the touchscreen',
+}
+
+
+class ClientHead(RobotHead):
+    """Carry requests to the service: send, wait for the reply, hand the outcome back."""
+
+    def birth(self) -> None:
+        self.service = self.kwargs['service']
+        self.via = dict(self.kwargs.get('via') or {})
+        self.timeout = float(self.kwargs['timeout'])
+        self.main = self.kwargs['main']
+
+    @message_filter(subject='request')
+    def request(self, message: dict) -> None:
+        job = message['body']
+        timeout = float(job.get('timeout') or self.timeout)
+        started = time.monotonic()
+        result: dict[str, Any] = {'tag': job['tag'], 'subject': job['subject']}
+        try:
+            sent = self.send(self.service, job['subject'], job.get('body'), **self.via)
+            answer = self.wait_for_reply(sent, timeout)
+        except NoReply:
+            result.update(ok=False, reachable=False,
+                          error=f'no reply from {self.service!r} within {timeout:g} s')
+        except PolycephalyError as exc:
+            result.update(ok=False, reachable=False, error=str(exc))
+        else:
+            body = answer.get('body')
+            if answer.get('subject') == 'error':
+                error = body.get('error') if isinstance(body, dict) else body
+                result.update(ok=False, error=str(error),
+                              reachable='bounced_by' not in answer)
+            else:
+                result.update(ok=True, reachable=True, body=body)
+        result['seconds'] = round(time.monotonic() - started, 4)
+        self.respond(message, result, subject='result')
+
+    @message_filter(route=None, subject='link_changed')
+    def on_link(self, message: dict) -> None:
+        self.tell(self.main, 'link_changed', message.get('body'))
+
+
+# -- text ---------------------------------------------------------------------------------------
+def _pct(value: Any) -> str:
+    return f'{value:.0f} %' if isinstance(value, (int, float)) else '?'
+
+
+def status_text(status: dict) -> str:
+    """One line about the service's status."""
+    heads = status.get('heads') or []
+    running = sum(1 for h in heads if h.get('state') == 'running')
+    link_ = status.get('link') or {}
+    link_text = ('link up' if link_.get('up') else 'link DOWN') if link_ else 'link unknown'
+    if link_.get('reason'):
+        link_text += f' ({link_["reason"]})'
+    diag = status.get('diagnostics') or {}
+    upd = status.get('updates') or {}
+    parts = [f'service pid {status.get("pid")} up {status.get("uptime", 0):.1f} s',
+             link_text, f'{running}/{len(heads)} heads running']
+    if diag:
+        parts.append(f'{diag.get("level")} cpu {_pct(diag.get("cpu"))} '
+                     f'mem {_pct(diag.get("memory"))}')
+    if upd:
+        parts.append(f'updates {"dry run" if upd.get("dry_run") else "LIVE"}, '
+                     f'{len(upd.get("pending") or [])} pending, window {upd.get("window")}')
+    return '; '.join(parts)
+
+
+def diagnostics_text(diag: dict) -> str:
+    """One line about a diagnostics sample."""
+    disks = ', '.join(f'disk {p} {_pct(d.get("percent"))}'
+                      for p, d in (diag.get('disks') or {}).items())
+    temps = [t['current'] for ts in (diag.get('temperatures') or {}).values() for t in ts
+             if t.get('current') is not None]
+    temp = f'hottest {max(temps):.0f} °C' if temps else 'no temperature sensors'
+    return (f'{diag.get("level")}: cpu {_pct((diag.get("cpu") or {}).get("percent"))}, '
+            f'memory {_pct((diag.get("memory") or {}).get("percent"))}, {disks}, {temp}')
+
+
+class Events:
+    """Print events on stdout: JSON lines, or text (status lines at most every few seconds)."""
+
+    def __init__(self, as_json: bool, stream: Any = None, quiet_period: float = 5.0) -> None:
+        self.as_json = as_json
+        self.stream = stream or sys.stdout
+        self.quiet_period = quiet_period
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def emit(self, kind: str, text: str, **data: Any) -> None:
+        if self.as_json:
+            line = json.dumps({'event': kind, 'time': time.time(), 'text': text, **data},
+                              default=str)
+        else:
+            if kind in ('status', 'diagnostics'):
+                now = time.monotonic()
+                if now - self._last.get(kind, -1e9) < self.quiet_period:
+                    return
+                self._last[kind] = now
+            line = f'touchscreen: {text}'
+        with self._lock:
+            try:
+                self.stream.write(line + '\n')
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass  # stdout closed: nobody is reading any more
+
+
+def qr_matrix(uri: str) -> list[list[bool]]:
+    """Return the QR code of uri as rows of dark (True) / light modules, quiet zone included."""
+    import qrcode
+
+    qr = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    qr.add_data(uri)
+    qr.make(fit=True)
+    return qr.get_matrix()
+
+
+def qr_text(matrix: list[list[bool]]) -> str:
+    """Draw a QR matrix with half-block characters, two rows per line.
+
+    Light modules are drawn as blocks, so the code reads right on a terminal with a dark
+    background (light text).
+    """
+    blocks = {(True, True): '\u2588', (True, False): '\u2580', (False, True): '\u2584',
+              (False, False): ' '}
+    rows = []
+    for y in range(0, len(matrix), 2):
+        top = matrix[y]
+        bottom = matrix[y + 1] if y + 1 < len(matrix) else [False] * len(top)
+        rows.append(''.join(blocks[(not t, not b)] for t, b in zip(top, bottom)))
+    return '\n'.join(rows)
+
+
+class HeadlessView:
+    """The views without a display: everything goes to the events; stdin takes commands."""
+
+    closed = False
+
+    def __init__(self, head: 'TouchscreenMain', read_stdin: bool) -> None:
+        self.head = head
+        self.current = 'status'
+        if read_stdin and sys.stdin is not None:
+            threading.Thread(target=self._read_stdin, name='stdin-commands', daemon=True).start()
+
+    def _read_stdin(self) -> None:
+        for line in sys.stdin:
+            line = line.strip()
+            if line:
+                try:
+                    self.head.send(self.head.name, 'ui_command', line)
+                except PolycephalyError:
+                    return
+            if line == 'quit':
+                return
+
+    def show(self, name: str) -> None:
+        self.current = name
+
+    def refresh(self) -> None:
+        pass
+
+    def pump(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class TouchscreenMain(RobotHead):
+    """The GUI head: the model, the requests and the view."""
+
+    def birth(self) -> None:
+        app = self.application
+        self.config = app.config
+        self.section = s = self.config[cfg.TOUCHSCREEN]
+        self.events = Events(app.as_json)
+        self.count = app.count
+        self.reachable: bool | None = None
+        self.unreachable_reason = ''
+        self.status: dict | None = None
+        self.diag: dict | None = None
+        self.link: dict | None = None
+        self.admin_results: list[dict] = []
+        self.exchanges = {'status': 0, 'diagnostics': 0}
+        self.inflight: dict[str, float] = {}
+        self.due = {'status': 0.0, 'diagnostics': 0.0}
+        self.subscribed = False
+        if self.node is not None:
+            cfg.declare_parameters(self.node, self.config, cfg.TOUCHSCREEN)
+        bridge = link.ros_bridge_ready(self)
+        if s['transport'] == 'ros' and not bridge:
+            self.logger.error('transport is ros but the ROS bridge is not available here: '
+                              'requests to the service cannot leave this application')
+        try:
+            self.qr = qr_matrix(s['qr_uri'])
+        except Exception as exc:  # noqa: BLE001 - e.g. qrcode missing: the rest still works
+            self.qr = None
+            self.logger.error('no QR code: %s', exc)
+        self.view = self._make_view(app.headless, app.read_stdin)
+        self.headless = isinstance(self.view, HeadlessView)
+        self.events.emit('started', f'started ({"headless" if self.headless else "Tk window"}, '
+                         f'transport {s["transport"]}, pid {os.getpid()})',
+                         headless=self.headless, transport=s['transport'], ros_bridge=bridge,
+                         ros=self.node is not None, pid=os.getpid())
+        text = f'pair a mobile device with {s["qr_uri"]}'
+        if self.qr and self.headless and not app.as_json:
+            text += '\n' + qr_text(self.qr)
+        self.events.emit('qr', text, uri=s['qr_uri'], modules=len(self.qr) if self.qr else 0)
+        self.view.refresh()
+
+    def _make_view(self, headless: str, read_stdin: bool) -> Any:
+        if headless == 'auto' and not os.environ.get('DISPLAY'):
+            headless = 'on'
+        if headless != 'on':
+            try:
+                from .gui import TkView
+
+                return TkView(self)
+            except Exception as exc:  # noqa: BLE001 - no Tk, or no display to open
+                if headless == 'off':
+                    raise
+                self.logger.warning('no window (%s): running headless', exc)
+        return HeadlessView(self, read_stdin)
+
+    # -- the loop ------------------------------------------------------------------------
+    def life(self) -> None:
+        now = time.monotonic()
+        s = self.section
+        for tag, period in (('status', s['status_period']),
+                            ('diagnostics', s['diagnostics_period'])):
+            if now >= self.due[tag] and self.request(tag, tag, via=POLL):
+                self.due[tag] = now + period
+        self.mailman()
+        self.view.pump()
+        if self.view.closed:
+            self.application.shutdown('the window was closed')
+
+    def death(self) -> None:
+        self.view.close()
+
+    # -- requests ------------------------------------------------------------------------
+    def request(self, tag: str, subject: str, body: Any = None, via: str = ADMIN) -> bool:
+        """Hand a request to a carrier head, unless the same tag is still in flight."""
+        now = time.monotonic()
+        started = self.inflight.get(tag)
+        if started is not None and now - started < self.section['admin_timeout'] + 5.0:
+            return False
+        try:
+            self.send(via, 'request', {'tag': tag, 'subject': subject, 'body': body})
+        except PolycephalyError as exc:
+            self.logger.error('cannot hand %r to %r: %s', subject, via, exc)
+            return False
+        self.inflight[tag] = now
+        return True
+
+    def admin(self, subject: str, body: Any = None) -> None:
+        """Send an administrative request; its outcome is shown when it comes."""
+        self.request(f'admin:{subject}:{json.dumps(body, sort_keys=True)}', subject, body)
+
+    @message_filter(subject='result')
+    def on_result(self, message: dict) -> None:
+        result = message['body']
+        tag = result['tag']
+        self.inflight.pop(tag, None)
+        if tag == 'status':
+            self._on_status(result)
+        elif tag == 'diagnostics':
+            if result['ok']:
+                self.diag = result['body']
+                self.exchanges['diagnostics'] += 1
+                self.events.emit('diagnostics', f'diagnostics: {diagnostics_text(self.diag)}',
+                                 level=self.diag.get('level'), seconds=result['seconds'],
+                                 exchanges=self.exchanges['diagnostics'])
+            elif not result.get('reachable', False):
+                self._set_reachable(False, result['error'])
+        elif tag == 'subscribe':
+            self.subscribed = result['ok']
+            if result['ok'] and result['body'].get('link'):
+                self.link = result['body']['link']
+        else:
+            self.admin_results.append(result)
+            del self.admin_results[:-20]
+            ok = result['ok']
+            what = result['subject']
+            text = (f'{what}: ok: {json.dumps(result.get("body"), default=str)[:300]}' if ok
+                    else f'{what}: failed: {result.get("error")}')
+            self.events.emit('admin', text, subject=what, ok=ok, body=result.get('body'),
+                             error=result.get('error'))
+        self._check_done()
+        self.view.refresh()
+
+    def _on_status(self, result: dict) -> None:
+        if not result['ok']:
+            self._set_reachable(False, result['error'])
+            return
+        self.status = result['body']
+        self.exchanges['status'] += 1
+        self._set_reachable(True, '')
+        if (self.status or {}).get('link'):
+            self.link = self.status['link']
+        self.events.emit('status', f'status #{self.exchanges["status"]}: '
+                         f'{status_text(self.status)}',
+                         exchanges=self.exchanges['status'], seconds=result['seconds'],
+                         service_pid=self.status.get('pid'),
+                         heads={h['name']: h['state'] for h in self.status.get('heads', [])})
+
+    def _set_reachable(self, reachable: bool, reason: str) -> None:
+        if reachable == self.reachable and (reachable or reason == self.unreachable_reason):
+            return
+        was = self.reachable
+        self.reachable = reachable
+        self.unreachable_reason = reason
+        if reachable:
+            pid = (self.status or {}).get('pid')
+            self.events.emit('reachable', f'service reachable (pid {pid}, transport '
+                             f'{self.section["transport"]})', service_pid=pid)
+            self.subscribed = False
+            self.request('subscribe', 'subscribe', via=POLL)
+        elif was is not False:
+            self.events.emit('unreachable', f'service unreachable: {reason}', error=reason)
+
+    @message_filter(subject='link_changed')
+    def on_link(self, message: dict) -> None:
+        self.link = message['body'] or {}
+        up = self.link.get('up')
+        self.events.emit('link', f'link {"up" if up else "DOWN"}: {self.link.get("reason")}',
+                         up=up, reason=self.link.get('reason'))
+        self.view.refresh()
+
+    def _check_done(self) -> None:
+        if self.count and min(self.exchanges.values()) >= self.count and not self.stopping:
+            self.events.emit('done', f'{self.count} status and diagnostics exchanges done',
+                             exchanges=dict(self.exchanges))
+            self.application.shutdown(f'--count {self.count} reached')
+
+    # -- commands (stdin in headless mode) ---------------------------------------------------
+    @message_filter(subject='ui_command')
+    def on_command(self, message: dict) -> None:
+        words = str(message['body']).split()
+        verb, args = words[0].lower(), words[1:]
+        one = args[0] if args else None
+        if verb == 'quit':
+            self.application.shutdown('quit')
+        elif verb == 'help':
+            self.events.emit('help', 'commands: ' + '; '.join(f'{k} - {v}'
+                                                              for k, v in COMMANDS.items()))
+        elif verb == 'view' and one in VIEWS:
+            self.show(one)
+        elif verb in ('status', 'diagnostics', 'heads', 'network', 'updates'):
+            self.admin(verb)
+        elif verb in ('start', 'stop', 'restart') and one:
+            self.admin(f'{verb}_head', {'head': one})
+        elif verb in ('schedule', 'unschedule') and one:
+            self.admin(verb, {'action': one})
+        elif verb in ('idle', 'busy'):
+            self.admin('robot_idle', {'idle': verb == 'idle'})
+        else:
+            self.events.emit('error', f'unknown command {message["body"]!r} (try help)')
+
+    def show(self, name: str) -> None:
+        """Switch views; the 'view' event follows once the view is on screen."""
+        self.view.show(name)
+        if self.headless:
+            self.shown(name)
+
+    def shown(self, name: str) -> None:
+        self.events.emit('view', f'view: {name}', view=name)
+
+
+class TouchscreenApplication(Application):
+    """The touchscreen client, built from a configuration."""
+
+    def __init__(self, config: dict, *, headless: str | None = None, as_json: bool = False,
+                 count: int = 0, read_stdin: bool = True, **options: Any) -> None:
+        section = config[cfg.TOUCHSCREEN]
+        opts = cfg.application_options(section, config['robot']['namespace'])
+        opts.update(options)
+        super().__init__(TouchscreenMain, name=cfg.TOUCHSCREEN, **opts)
+        self.config = config
+        self.headless = headless or section['headless']
+        self.as_json = as_json
+        self.count = count
+        self.read_stdin = read_stdin
+
+    def build(self) -> None:
+        section = self.config[cfg.TOUCHSCREEN]
+        for klass, kwargs in link.client_heads(self.config):
+            self.add_process(klass, **kwargs)
+        via = link.via_headers(self.config)
+        for name, timeout in ((POLL, section['reply_timeout']), (ADMIN, section['admin_timeout'])):
+            self.add_process(ClientHead, name=name, mode='thread', restart='on_failure',
+                             service=cfg.SERVICE, via=via, timeout=timeout, main=self.main_name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the touchscreen until its window closes, SIGINT/SIGTERM, or --count is reached."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ours, ros = cli.split_ros_args(argv)
+    p = cli.parser('The robot\'s touchscreen client (polycephaly_ros).')
+    p.add_argument('--headless', choices=('auto', 'on', 'off'),
+                   help='no window (default: touchscreen.headless; auto = no window without '
+                        'DISPLAY or Tk)')
+    p.add_argument('--transport', choices=('uds', 'ros', ''),
+                   help='touchscreen.transport ("" = as configured)')
+    p.add_argument('--json', action='store_true', help='print events as JSON lines')
+    p.add_argument('--count', type=int, default=0,
+                   help='stop after N status and N diagnostics exchanges (0: never)')
+    p.add_argument('--no-stdin', action='store_true', help='do not read commands from stdin')
+    args = p.parse_args(ours)
+    cli.setup_logging(args.log_level)
+    config, _path = cli.load(args, ros, cfg.TOUCHSCREEN)
+    if args.transport:
+        config[cfg.TOUCHSCREEN]['transport'] = args.transport
+    sys.argv[1:] = ours
+    app = TouchscreenApplication(config, headless=args.headless, as_json=args.json,
+                                 count=args.count, read_stdin=not args.no_stdin)
+    return app.run()
+
+
+def cli_main() -> None:
+    sys.exit(cli.run(main, None))
+
+
+if __name__ == '__main__':
+    cli_main()

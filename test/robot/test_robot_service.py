@@ -1,0 +1,99 @@
+"""The system service as a real process: requests over its Unix socket, /diagnostics on ROS."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+
+from robot_support import RawClient, procs, socket_of, write_config  # noqa: F401 (fixture)
+
+
+def test_answers_status_diagnostics_and_controls_heads_over_the_socket(tmp_path, procs):
+    config = write_config(tmp_path)
+    service = procs.service(config)
+    client = RawClient(socket_of(config))
+    try:
+        status = client.ask('status')
+        assert status['subject'] == 'reply' and status['sender'] == 'service'
+        body = status['body']
+        assert body['pid'] == service.pid and body['ros'] is True
+        assert {h['name']: h['state'] for h in body['heads']} == {
+            'network': 'running', 'updates': 'running', 'diagnostics': 'running',
+            'uds_server': 'running'}
+        assert stat.S_IMODE(os.stat(socket_of(config)).st_mode) == 0o600
+
+        diagnostics = client.ask('diagnostics')['body']
+        assert diagnostics['level'] in ('OK', 'WARN', 'ERROR')
+        assert {'cpu', 'memory', 'disks', 'temperatures', 'statuses'} <= set(diagnostics)
+        direct = client.ask('diagnostics', recipient='diagnostics')  # the head itself answers
+        assert direct['sender'] == 'diagnostics' and direct['body']['hardware_id']
+
+        network = client.ask('network')['body']
+        assert network['up'] is True and 'loopback' in network['hosts']
+
+        before = {h['name']: h for h in client.ask('heads')['body']['heads']}
+        restarted = client.ask('restart_head', {'head': 'diagnostics'})['body']
+        assert restarted['state']['state'] == 'running'
+        assert restarted['state']['generation'] == before['diagnostics']['generation'] + 1
+        assert restarted['state']['pid'] != before['diagnostics']['pid']
+        stopped = client.ask('stop_head', {'head': 'network'})['body']
+        assert stopped['state']['state'] == 'stopped'
+        assert client.ask('start_head', {'head': 'network'})['body']['state']['state'] == 'running'
+
+        refused = client.ask('stop_head', {'head': 'uds_server'})
+        assert refused['subject'] == 'error' and 'came through it' in refused['body']['error']
+        unknown = client.ask('restart_head', {'head': 'nosuch'})
+        assert unknown['subject'] == 'error' and 'nosuch' in unknown['body']['error']
+
+        scheduled = client.ask('schedule', {'action': 'reboot'})['body']
+        assert scheduled['decision']['outcome'] == 'deferred'  # 02:00-05:00 or not idle
+        updates = client.ask('updates')['body']
+        assert updates['pending'] == ['reboot'] and updates['dry_run'] is True
+    finally:
+        client.close()
+    assert service.stop() == 0
+
+
+def test_publishes_diagnostic_arrays_on_slash_diagnostics(tmp_path, procs):
+    """A plain rclpy subscription (not our library) receives the service's DiagnosticArray."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    config = write_config(tmp_path)
+    received: list = []
+    arrived = threading.Event()
+    context = rclpy.Context()
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    node = executor = None
+    try:
+        node = rclpy.create_node('diagnostics_listener', context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+
+        def on_array(message):
+            received.append(message)
+            arrived.set()
+
+        node.create_subscription(DiagnosticArray, '/diagnostics', on_array, 10)
+        service = procs.service(config)
+        deadline = time.monotonic() + 30
+        while not arrived.is_set() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+        assert received, 'no DiagnosticArray on /diagnostics within 30 s\n' + service.log()
+        names = [s.name for s in received[0].status]
+        assert 'polycephaly: cpu' in names and 'polycephaly: memory' in names
+        assert any(n.startswith('polycephaly: disk') for n in names)
+        cpu = next(s for s in received[0].status if s.name == 'polycephaly: cpu')
+        assert cpu.level in (b'\x00', b'\x01', b'\x02') and cpu.hardware_id
+        assert {kv.key for kv in cpu.values} >= {'percent', 'count'}
+        assert received[0].header.stamp.sec > 0
+    finally:
+        if executor is not None:
+            executor.shutdown()
+        if node is not None:
+            node.destroy_node()
+        context.try_shutdown()
