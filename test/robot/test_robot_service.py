@@ -91,6 +91,17 @@ def test_publishes_diagnostic_arrays_on_slash_diagnostics(tmp_path, procs):
         assert cpu.level in (b'\x00', b'\x01', b'\x02') and cpu.hardware_id
         assert {kv.key for kv in cpu.values} >= {'percent', 'count'}
         assert received[0].header.stamp.sec > 0
+
+        # What `ros2 param list /service` asks: the settings are parameters of the main node.
+        from rcl_interfaces.srv import ListParameters
+
+        lister = node.create_client(ListParameters, '/service/list_parameters')
+        assert lister.wait_for_service(timeout_sec=10)
+        future = lister.call_async(ListParameters.Request())
+        executor.spin_until_future_complete(future, timeout_sec=10)
+        names = set(future.result().result.names)
+        assert {'heads.updates.dry_run', 'heads.diagnostics.rate', 'robot.socket_path',
+                'uds.enabled'} <= names
     finally:
         if executor is not None:
             executor.shutdown()
