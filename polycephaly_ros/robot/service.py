@@ -53,6 +53,7 @@ from .updates import UpdatesHead
 
 HEAD_CLASSES = {'network': NetworkHead, 'updates': UpdatesHead, 'diagnostics': DiagnosticsHead}
 RELAY_TIMEOUT = 3.0
+REPORT_PERIOD = 10.0  # s between the service's logs of what it answered
 
 
 class ServiceMain(RobotHead):
@@ -68,6 +69,8 @@ class ServiceMain(RobotHead):
         self.diagnostics: dict | None = None
         self.subscribers: dict[str, dict] = {}
         self.requests = 0
+        self.recent: dict[str, int] = {}   # 'subject from sender' -> count, logged periodically
+        self.reported = time.monotonic()
         if self.node is not None:
             cfg.declare_parameters(self.node, self.config, cfg.SERVICE)
         self.logger.info('system service up (pid %d): heads %s; socket %s; ROS %s',
@@ -75,6 +78,20 @@ class ServiceMain(RobotHead):
                          cfg.socket_path(self.config)
                          if self.config[cfg.SERVICE]['uds']['enabled'] else 'off',
                          f'on (namespace {app.namespace or "/"})' if self.node else 'off')
+
+    def life(self) -> None:
+        self.mailman()
+        now = time.monotonic()
+        if self.recent and now - self.reported >= REPORT_PERIOD:
+            self.logger.info('answered in the last %.0f s: %s', now - self.reported,
+                             ', '.join(f'{n} {k}' for k, n in sorted(self.recent.items())))
+            self.recent.clear()
+            self.reported = now
+
+    def _count(self, message: dict) -> None:
+        key = f'{message["subject"]} from {message.get("sender")} ({message.get("route")})'
+        self.recent[key] = self.recent.get(key, 0) + 1
+        self.requests += 1
 
     # -- news from our heads (internal route only) ---------------------------------------
     @message_filter(subject='link_changed')
@@ -100,7 +117,7 @@ class ServiceMain(RobotHead):
     # -- requests (any route) ------------------------------------------------------------
     @message_filter(route=None, subject='status')
     def status(self, message: dict) -> None:
-        self.requests += 1
+        self._count(message)
         self.respond(message, self.summary())
 
     def summary(self) -> dict:
@@ -131,6 +148,7 @@ class ServiceMain(RobotHead):
     @message_filter(route=None, subject='diagnostics')
     def diagnostics_request(self, message: dict) -> None:
         if self.diagnostics is not None:
+            self._count(message)
             self.respond(message, self.diagnostics)
         else:
             self.relay(message, 'diagnostics', 'diagnostics')
@@ -145,6 +163,7 @@ class ServiceMain(RobotHead):
 
     def relay(self, message: dict, head: str, subject: str) -> None:
         """Ask one of our heads and pass its answer on (or say why there is none)."""
+        self._count(message)
         try:
             asked = self.send(head, subject, message.get('body'))
             answer = self.wait_for_reply(asked, RELAY_TIMEOUT)
@@ -159,6 +178,7 @@ class ServiceMain(RobotHead):
 
     @message_filter(route=None, subject='(start|stop|restart)_head')
     def control(self, message: dict) -> None:
+        self._count(message)
         body = message.get('body')
         name = body.get('head') if isinstance(body, dict) else body
         verb = message['subject'].split('_')[0]

@@ -134,7 +134,7 @@ def diagnostics_text(diag: dict) -> str:
 class Events:
     """Print events on stdout: JSON lines, or text (status lines at most every few seconds)."""
 
-    def __init__(self, as_json: bool, stream: Any = None, quiet_period: float = 5.0) -> None:
+    def __init__(self, as_json: bool, stream: Any = None, quiet_period: float = 3.0) -> None:
         self.as_json = as_json
         self.stream = stream or sys.stdout
         self.quiet_period = quiet_period
