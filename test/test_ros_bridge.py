@@ -1,0 +1,230 @@
+"""The ROS bridge: heads' inbox topics, plain ROS peers, two applications, bad input, bursts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import ask, run_script, until
+from ros_app import RosEcho
+from ros_peer import HERE, PeerProcess
+from polycephaly_ros import NotSerializable, RecipientUnavailable, UnknownRecipient
+
+
+@pytest.mark.parametrize('mode', ['thread', 'process'])
+def test_plain_ros_peer_sends_typed_envelopes_and_gets_replies(mode, leftover_processes):
+    def script(main):
+        with PeerProcess('peer', '/robot') as peer:
+            peer.command(cmd='send', to='echo', mode='typed',
+                         envelope={'subject': 'ping', 'body': {'n': 1, 'list': [1, 2]},
+                                   'threadid': 'thread-a', 'threadindex': 3,
+                                   'headers': {'acme': 123}})
+            return peer.received(lambda e: e['threadid'] == 'thread-a')
+
+    reply = run_script(script, [(RosEcho, {'name': 'echo', 'mode': mode})],
+                       namespace='/robot').outcome
+    assert reply['sender'] == 'echo' and reply['recipient'] == 'peer'
+    assert reply['threadindex'] == 4 and reply['subject'] == 'reply'
+    assert reply['body'] == {'echo': {'n': 1, 'list': [1, 2]}, 'route': 'ros', 'head': 'echo'}
+    assert reply['headers'] == {'acme': 123}  # extra headers are echoed, as on every route
+    leftover_processes()
+
+
+def test_plain_ros_peer_sends_json_on_the_string_topic():
+    def script(main):
+        got = []
+        main.add_filter(got.append, route='ros', subject='hello')
+        with PeerProcess('jsonpeer', '/robot') as peer:
+            peer.command(cmd='send', to='main', mode='json',
+                         envelope={'subject': 'hello', 'body': [1, 'two'], 'threadid': 'json-1'})
+            arrived = until(main, lambda: got)
+            main.reply(arrived[0], {'seen': arrived[0]['route']})
+            return arrived[0], peer.received(lambda e: e['threadid'] == 'json-1')
+
+    envelope, reply = run_script(script, namespace='/robot').outcome
+    assert envelope['route'] == 'ros' and envelope['sender'] == 'jsonpeer'
+    assert envelope['body'] == [1, 'two'] and envelope['threadindex'] == 1
+    assert reply['body'] == {'seen': 'ros'} and reply['threadindex'] == 2
+    assert reply['sender'] == 'main'
+
+
+class _App:
+    """A second application (test/ros_app.py) in a subprocess."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, 'ros_app.py'), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=dict(os.environ, PYTHONUNBUFFERED='1', ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST'))
+        self.output = ''
+        deadline = time.monotonic() + 30
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while 'ready\n' not in self.output:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f'second application not ready:\n{self.output}'
+                if sel.select(remaining):
+                    chunk = os.read(self.proc.stdout.fileno(), 65536).decode(errors='replace')
+                    assert chunk, f'second application ended:\n{self.output}'
+                    self.output += chunk
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rest, _ = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rest, _ = self.proc.communicate(timeout=5)
+        self.output += rest.decode(errors='replace')
+        return self.proc.returncode
+
+
+def test_two_applications_talk_by_head_name_with_wait_for_reply(leftover_processes):
+    def script(main):
+        other = _App('--namespace', '/xapp', '--main', 'bmain', '--head', 'bravo:process',
+                     '--head', 'charlie')
+        try:
+            here_to_there = ask(main, 'bravo', 'ping', 'hello', timeout=20)
+            # charlie (there) sends to alpha (here) and waits for its reply, then answers us.
+            there_and_back = ask(main, 'charlie', 'call',
+                                 {'to': 'alpha', 'subject': 'ping', 'body': 'back'}, timeout=20)
+            sent = main.send('bravo', 'ping', 'thread kept')
+            reply = main.wait_for_reply(sent, 20)
+        finally:
+            code = other.stop()
+        return here_to_there, there_and_back, sent, reply, code, other.output
+
+    here_to_there, there_and_back, sent, reply, code, output = run_script(
+        script, [(RosEcho, {'name': 'alpha', 'mode': 'process'})], namespace='/xapp',
+        send_timeout=10).outcome
+    assert here_to_there == {'echo': 'hello', 'route': 'ros', 'head': 'bravo'}
+    assert there_and_back == {'answer': {'echo': 'back', 'route': 'ros', 'head': 'alpha'},
+                              'from': 'alpha', 'route': 'ros'}
+    assert reply['threadid'] == sent['threadid'] and reply['threadindex'] == sent['threadindex'] + 1
+    assert reply['messageid'] != sent['messageid'] and reply['route'] == 'ros'
+    assert code == 0, output
+    leftover_processes()
+
+
+def test_malformed_input_from_the_graph_is_answered_with_errors_and_refused(caplog):
+    caplog.set_level(logging.WARNING, logger='polycephaly_ros.ros_bridge')
+    pill = 'STOP-NOW'
+
+    def script(main):
+        with PeerProcess('badpeer', '/robot') as peer:
+            sends = [
+                ('json', {'text': '{"sender": "badpeer", bad json'}),
+                ('json', {'text': '[1, 2]'}),
+                ('json', {'envelope': {'recipient': 'echo', 'subject': 'ping',
+                                       'threadid': 'c-types', 'threadindex': 'two'}}),
+                ('json', {'text': '{"sender": "badpeer", "subject": "ping", "threadid": "c-norec"}'}),
+                ('json', {'envelope': {'subject': pill, 'threadid': 'c-pill'}}),
+                ('json', {'envelope': {'subject': 'polycephaly.exited', 'threadid': 'c-ctl'}}),
+                ('typed', {'envelope': {'subject': pill, 'threadid': 't-pill'}}),
+                ('typed', {'envelope': {'subject': 'polycephaly.ebrake', 'threadid': 't-ctl'}}),
+                ('typed', {'fields': {'sender': 'badpeer', 'recipient': 'echo', 'subject': 'ping',
+                                      'threadid': 't-body', 'body_json': '{oops'}}),
+                ('typed', {'fields': {'sender': 'badpeer', 'subject': 'ping',
+                                      'threadid': 't-norec'}}),
+                ('typed', {'fields': {'sender': 'badpeer', 'recipient': 'someone', 'subject': 'x',
+                                      'threadid': 't-other'}}),
+                ('typed', {'fields': {'sender': 'badpeer', 'recipient': 'echo', 'subject': 'x',
+                                      'threadid': 't-hdr', 'headers_json': '{"threadid": 5}'}}),
+            ]
+            for mode, what in sends:
+                peer.command(cmd='send', to='echo', mode=mode, **what)
+            errors = {}
+            for thread in ('c-types', 'c-norec', 'c-pill', 'c-ctl', 't-pill', 't-ctl', 't-body',
+                           't-norec', 't-other', 't-hdr'):
+                errors[thread] = peer.received(lambda e, t=thread: e['threadid'] == t)
+            # The application still works: a good envelope is answered.
+            peer.command(cmd='send', to='echo', mode='typed',
+                         envelope={'subject': 'ping', 'body': 'still here', 'threadid': 'good'})
+            good = peer.received(lambda e: e['threadid'] == 'good')
+            status = main.application.status()
+            return errors, good, status
+
+    errors, good, status = run_script(script, [(RosEcho, {'name': 'echo'})], namespace='/robot',
+                                      ppill=pill).outcome
+    for thread, error in errors.items():
+        assert error['subject'] == 'error' and error['sender'] == 'polycephaly', thread
+        assert error['recipient'] == 'badpeer', thread
+    why = {t: e['body']['error'] for t, e in errors.items()}
+    assert "'threadindex'" in why['c-types'] and "'recipient'" in why['c-norec']
+    assert 'control subject' in why['c-pill'] and 'control subject' in why['c-ctl']
+    assert 'control subject' in why['t-pill'] and 'control subject' in why['t-ctl']
+    assert 'body_json' in why['t-body'] and "'recipient'" in why['t-norec']
+    assert "'someone' is not 'echo'" in why['t-other'] and 'threadid' in why['t-hdr']
+    assert errors['c-types']['threadindex'] == 1 and errors['t-body']['threadindex'] == 2
+    assert good['body'] == {'echo': 'still here', 'route': 'ros', 'head': 'echo'}
+    assert [s['state'] for s in status] == ['running']
+    warnings = [r.getMessage() for r in caplog.records if r.name == 'polycephaly_ros.ros_bridge']
+    assert any('malformed JSON' in w and 'no error reply' in w for w in warnings), warnings
+    assert any('must be a JSON object' in w for w in warnings), warnings
+
+
+def test_sending_to_a_name_nobody_subscribes_fails_within_the_send_timeout():
+    def script(main):
+        started = time.monotonic()
+        with pytest.raises(RecipientUnavailable) as unavailable:
+            main.send('nobody', 'hello')
+        assert isinstance(unavailable.value, UnknownRecipient)
+        elapsed = time.monotonic() - started
+        with pytest.raises(NotSerializable, match="'body'"):
+            main.send('nobody', 'hello', {1, 2})
+        with pytest.raises(UnknownRecipient, match='ROS inbox topic'):
+            main.send('no body', 'hello')
+        return str(unavailable.value), elapsed
+
+    message, elapsed = run_script(script, namespace='/robot', send_timeout=1.0).outcome
+    assert '/robot/polycephaly/nobody/inbox' in message and 'within 1 s' in message
+    assert 1.0 <= elapsed < 2.0
+
+
+def test_a_burst_from_a_peer_arrives_complete_and_in_order(leftover_processes):
+    count = 2000
+
+    def script(main):
+        with PeerProcess('burster', '/robot') as peer:
+            peer.command(cmd='burst', to='sink', count=count, subject='item')
+            peer.wait_for(lambda e: e['event'] in ('sent', 'error'), timeout=40)
+            report = {}
+
+            def complete():
+                report.update(ask(main, 'sink', 'report'))
+                return report['count'] >= count
+            until(main, complete, timeout=30)
+            return report, peer.events[-1]
+
+    report, last = run_script(script, [(RosEcho, {'name': 'sink', 'mode': 'process'})],
+                              namespace='/robot', queue_size=100).outcome
+    assert last == {'event': 'sent', 'count': count}
+    assert report == {'count': count, 'in_order': True, 'unique': count}
+    leftover_processes()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_incompatible_qos_from_a_peer_is_logged_as_an_error(caplog):
+    caplog.set_level(logging.ERROR, logger='polycephaly_ros.ros_bridge')
+
+    def script(main):
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from polycephaly_ros.msg import Envelope
+
+        main.node.create_publisher(Envelope, 'polycephaly/echo/inbox',
+                                   QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
+
+        def reported():
+            return [r.getMessage() for r in caplog.records if 'incompatible QoS' in r.getMessage()]
+        return until(main, reported, timeout=15)
+
+    messages = run_script(script, [(RosEcho, {'name': 'echo'})], namespace='/robot').outcome
+    assert any('/robot/polycephaly/echo/inbox' in m and 'RELIABILITY' in m for m in messages)

@@ -1,0 +1,177 @@
+"""Generic topic bridges, and the message <-> dict and envelope <-> message conversions."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+
+import pytest
+
+from harness import ask, run_script, until
+from polycephaly_ros import ConfigurationError, EnvelopeError, NotSerializable
+from polycephaly_ros import convert
+from polycephaly_ros.topic_bridge import BridgeHead, load_config
+
+EXAMPLE = os.path.join(os.path.dirname(__file__), '..', 'config', 'topic_bridges.example.yaml')
+
+
+# -- conversions ------------------------------------------------------------------------------
+def test_message_to_dict_and_back_covers_nesting_arrays_sequences_and_bytes():
+    from geometry_msgs.msg import PoseWithCovarianceStamped
+    from std_msgs.msg import Float64MultiArray, UInt8MultiArray
+
+    pose = PoseWithCovarianceStamped()
+    pose.header.frame_id = 'map'
+    pose.header.stamp.sec = 12
+    pose.pose.pose.position.x = 1.5
+    pose.pose.covariance[0] = 0.25
+    as_dict = convert.message_to_dict(pose)
+    assert as_dict['header'] == {'stamp': {'sec': 12, 'nanosec': 0}, 'frame_id': 'map'}
+    assert as_dict['pose']['pose']['position'] == {'x': 1.5, 'y': 0.0, 'z': 0.0}
+    assert len(as_dict['pose']['covariance']) == 36 and as_dict['pose']['covariance'][0] == 0.25
+    assert convert.dict_to_message(as_dict, PoseWithCovarianceStamped) == pose
+
+    array = convert.dict_to_message(
+        {'layout': {'dim': [{'label': 'rows', 'size': 2, 'stride': 2}]}, 'data': [1, 2.5]},
+        Float64MultiArray)
+    assert convert.message_to_dict(array) == {
+        'layout': {'dim': [{'label': 'rows', 'size': 2, 'stride': 2}], 'data_offset': 0},
+        'data': [1.0, 2.5]}
+    raw = convert.dict_to_message({'data': [0, 255, 7]}, UInt8MultiArray)
+    assert convert.message_to_dict(raw)['data'] == [0, 255, 7]
+
+
+def test_dict_to_message_names_unknown_fields_and_wrong_values():
+    from geometry_msgs.msg import PoseWithCovariance, Twist
+
+    with pytest.raises(ValueError, match=r"unknown field\(s\) 'q' for geometry_msgs/msg/Vector3"):
+        convert.dict_to_message({'linear': {'q': 1}}, Twist)
+    with pytest.raises(ValueError, match=r'Twist.angular.z: expected a number'):
+        convert.dict_to_message({'angular': {'z': 'fast'}}, Twist)
+    with pytest.raises(ValueError, match='exactly 36 items'):
+        convert.dict_to_message({'covariance': [0.0]}, PoseWithCovariance)
+    with pytest.raises(ValueError, match='expected an object'):
+        convert.dict_to_message({'linear': 3}, Twist)
+
+
+def test_import_message_type_says_what_is_missing():
+    assert convert.import_message_type('std_msgs/msg/String').__name__ == 'String'
+    with pytest.raises(ImportError, match="package 'nosuch_msgs' is not installed"):
+        convert.import_message_type('nosuch_msgs/msg/Thing')
+    with pytest.raises(ImportError, match="has no message 'Nope'"):
+        convert.import_message_type('std_msgs/msg/Nope')
+    with pytest.raises(ValueError, match='pkg/msg/Type'):
+        convert.import_message_type('std_msgs.String')
+
+
+def test_envelope_to_message_and_back_is_lossless_for_json_values():
+    original = {'sender': 'peer', 'recipient': 'main', 'subject': 's', 'messageid': 'm-1',
+                'threadid': 't-1', 'threadindex': 7, 'time': 1234.5, 'priority': 0.5,
+                'body': {'a': [1, 2.5, None, True, 'x'], 'b': {'c': 'd'}}, 'acme': [1, {'z': 2}]}
+    back = convert.from_message(convert.to_message(original))
+    assert back == dict(original, route='ros')
+    with pytest.raises(NotSerializable, match="'body'"):
+        convert.to_message(dict(original, body={1, 2}))
+    with pytest.raises(NotSerializable, match="'acme'"):
+        convert.to_message(dict(original, acme=object()))
+    with pytest.raises(EnvelopeError, match='threadindex'):
+        convert.to_message(dict(original, threadindex=0))
+    message = convert.to_message(dict(original, via='uds'))
+    assert 'via' not in convert.from_message(message)  # replies to the graph go back to it
+
+
+# -- configuration --------------------------------------------------------------------------
+def test_configuration_is_checked():
+    checked = load_config(EXAMPLE)
+    assert [e['topic'] for e in checked['inbound']] == ['chatter', 'odom_pose']
+    assert [e['subject'] for e in checked['outbound']] == ['(?i)drive', 'say']
+    with pytest.raises(ConfigurationError, match=r"unknown key\(s\) \['topics'\]"):
+        load_config({'inbound': [{'topics': 'x', 'topic': 'y', 'type': 'std_msgs/msg/String'}]})
+    with pytest.raises(ConfigurationError, match="'subject' is required"):
+        load_config({'outbound': [{'topic': 'x', 'type': 'std_msgs/msg/String'}]})
+    with pytest.raises(ConfigurationError, match='unknown key'):
+        load_config({'sideways': []})
+
+
+# -- bridges on a live graph ---------------------------------------------------------------------
+def test_topics_reach_heads_and_envelopes_become_published_messages(leftover_processes):
+    config = {
+        'inbound': [{'topic': 'chatter', 'type': 'std_msgs/msg/String', 'to': 'main',
+                     'subject': 'heard'},
+                    {'topic': 'pose', 'type': 'geometry_msgs/msg/PoseStamped', 'to': 'main'}],
+        'outbound': [{'topic': 'cmd_vel', 'type': 'geometry_msgs/msg/Twist',
+                      'subject': '(?i)drive'},
+                     {'topic': 'say', 'type': 'std_msgs/msg/String', 'subject': 'say'}],
+    }
+
+    def script(main):
+        from geometry_msgs.msg import PoseStamped, Twist
+        from std_msgs.msg import String
+
+        node = main.node
+        got = []
+        main.add_filter(got.append, route='ros', subject='heard|pose')
+        chatter = node.create_publisher(String, 'chatter', 10)
+        pose_pub = node.create_publisher(PoseStamped, 'pose', 10)
+        twists, said = [], []
+        lock = threading.Lock()
+        node.create_subscription(Twist, 'cmd_vel', lambda m: twists.append(m), 10)
+        node.create_subscription(String, 'say', lambda m: said.append(m.data), 10)
+        pose = PoseStamped()
+        pose.header.frame_id = 'odom'
+        pose.pose.position.y = -2.0
+
+        def heard(subject):
+            if not any(m['subject'] == subject for m in got):  # publish until discovered
+                if subject == 'heard':
+                    chatter.publish(String(data='hello bridge'))
+                else:
+                    pose_pub.publish(pose)
+            return [m for m in got if m['subject'] == subject]
+
+        text = until(main, lambda: heard('heard'), timeout=20)[0]
+        posed = until(main, lambda: heard('pose'), timeout=20)[0]
+
+        def driven():
+            with lock:
+                if not twists:
+                    main.send('bridge', 'Drive', {'linear': {'x': 0.5}, 'angular': {'z': -1}})
+                return twists
+        twist = until(main, driven, timeout=20)[0]
+
+        def spoken():
+            if not said:
+                main.send('bridge', 'say', 'bare body')
+            return said
+        spoken_text = until(main, spoken, timeout=20)[0]
+        refused = ask(main, 'bridge', 'drive', {'linear': {'q': 1}})
+        return text, posed, (twist.linear.x, twist.angular.z), spoken_text, refused
+
+    text, posed, twist, spoken, refused = run_script(
+        script, [(BridgeHead, {'name': 'bridge', 'config': config, 'mode': 'process'})],
+        namespace='/robot').outcome
+    assert text['body'] == {'data': 'hello bridge'} and text['route'] == 'ros'
+    assert text['topic'] == '/robot/chatter' and text['msgtype'] == 'std_msgs/msg/String'
+    assert text['sender'] == 'bridge' and text['recipient'] == 'main'
+    assert posed['subject'] == 'pose' and posed['body']['header']['frame_id'] == 'odom'
+    assert math.isclose(posed['body']['pose']['position']['y'], -2.0)
+    assert twist == (0.5, -1.0) and spoken == 'bare body'
+    assert "unknown field(s) 'q'" in refused['error'] and '/robot/cmd_vel' in refused['error']
+    leftover_processes()
+
+
+def test_a_bridge_with_a_missing_message_package_fails_at_birth():
+    config = {'inbound': [{'topic': 'x', 'type': 'nosuch_msgs/msg/Thing'}]}
+
+    def script(main):
+        from polycephaly_ros.topic_bridge import TopicBridge
+
+        with pytest.raises(ConfigurationError, match="inbound\\[0\\] \\(x\\).*'nosuch_msgs'"):
+            TopicBridge(main, config)
+        with pytest.raises(ConfigurationError, match="no head named 'ghost'"):
+            TopicBridge(main, {'inbound': [{'topic': 'x', 'type': 'std_msgs/msg/String',
+                                            'to': 'ghost'}]})
+        return True
+
+    assert run_script(script, namespace='/robot').outcome
