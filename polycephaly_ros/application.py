@@ -18,6 +18,7 @@ from .bus import Address, Bus, Directory, Inbox, listen
 from .errors import ConfigurationError
 from .head import BORN, EBRAKE, EXITED, Process, _check_frequency, run_head
 from .rclpy_host import RclpyHost, ros_available
+from .route import RouteHead
 from .supervisor import MODES, PROCESS, RESTART_POLICIES, HeadSpec, Settings, Supervisor
 
 _log = logging.getLogger('polycephaly_ros.application')
@@ -177,6 +178,7 @@ class Application:
         if self._started:
             raise RuntimeError('an Application runs once; make a new one')
         self.build()
+        remote = self._remote_names()
         self._started = True
         self._main_thread = threading.get_ident()
         use_ros = ros_available() if self._ros is None else self._ros
@@ -192,7 +194,7 @@ class Application:
             listeners[head_name] = listen(path)
             addresses[head_name] = Address(head_name, path, context.Semaphore(self.queue_size),
                                            index, self.queue_size)
-        directory = Directory(addresses, context.RawArray('b', len(names)))
+        directory = Directory(addresses, context.RawArray('b', len(names)), remote)
         bus = self.bus = Bus(directory, self.send_timeout)
         root = logging.getLogger()
         fmt = next((h.formatter._fmt for h in root.handlers if h.formatter), None)
@@ -201,7 +203,7 @@ class Application:
                             root.getEffectiveLevel(), fmt, self.threads_timeout)
         inbox = Inbox(listeners[self.main_name], addresses[self.main_name].slots,
                       priority=settings.priority, poison_pill=self.poison_pill)
-        if self.start_method == 'forkserver':
+        if self.start_method == 'forkserver' and any(s.mode == PROCESS for s in self._specs.values()):
             from multiprocessing import forkserver
             forkserver.ensure_running()  # before rclpy starts here: heads fork from it, not us
         host = None
@@ -243,6 +245,21 @@ class Application:
             log = _log.error if self.exit_code else _log.info
             log('application stopped: %s', self.reason)
         return self.exit_code
+
+    def _remote_names(self) -> dict[str, str]:
+        """Return outside name -> route head for the remote names the route heads list."""
+        remote: dict[str, str] = {}
+        for spec in self._specs.values():
+            if not issubclass(spec.target, RouteHead):
+                continue
+            for outside in spec.target.configure(spec.kwargs):
+                if outside in self._specs or outside == self.main_name:
+                    raise ConfigurationError(f'route head {spec.name!r} lists remote name '
+                                             f'{outside!r}, which is a head of this application')
+                if remote.setdefault(outside, spec.name) != spec.name:
+                    raise ConfigurationError(f'remote name {outside!r} is listed by route heads '
+                                             f'{remote[outside]!r} and {spec.name!r}')
+        return remote
 
     def _stop_heads(self) -> None:
         supervisor = self._supervisor

@@ -159,3 +159,12 @@ class Stopper(Process):
     def life(self) -> None:
         self.send('main', self.kwargs['pill'])
         self.die()
+
+
+class RouteEcho(Process):
+    """Answer 'ping' on any route (internal, 'uds', ...) with the body and what it arrived by."""
+
+    @message_filter(route=None, subject='ping')
+    def ping(self, message: dict) -> None:
+        self.reply(message, {'body': message['body'], 'route': message.get('route', 'internal'),
+                             'via': message.get('via'), 'pid': os.getpid()})

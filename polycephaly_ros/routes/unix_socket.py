@@ -21,7 +21,11 @@ Security rules:
 Transport only: the server calls ``on_envelope(envelope, client_id)`` from its one
 background thread (client ids are ints from 1, never reused by a server); if it raises, the
 client gets an error frame (``not delivered: ...``: the message of a PolycephalyError, else
-``internal error``, logged with its traceback). ``send()`` may be called from any thread.
+``internal error``, logged with its traceback). ``send()`` may be called from any thread; it
+writes straight to the client's socket when nothing is pending for it, and leaves the rest to
+the server's loop. ``start(thread=False)`` runs no thread: the owner watches ``fileno()`` (the
+server's epoll descriptor, readable whenever there is I/O to do) in its own selector and calls
+``pump()``; a head's inbox does exactly that (see UnixSocketServerHead).
 """
 
 from __future__ import annotations
@@ -173,12 +177,17 @@ class UnixSocketServer:
         self._names: dict[str, int] = {}
         self._dirty: set[_Conn] = set()
         self._thread: threading.Thread | None = None
+        self._threaded = True
         self._stopping = False
         self._inode: tuple[int, int] | None = None
 
     # -- public API, any thread ------------------------------------------------------
-    def start(self) -> None:
-        """Create the socket file and start serving in a background thread."""
+    def start(self, *, thread: bool = True) -> None:
+        """Create the socket file and start serving in a background thread.
+
+        With thread=False no thread is started: the calling thread owns the server and calls
+        pump() whenever fileno() is readable, and stop() from that same thread.
+        """
         if self._thread is not None:
             raise RuntimeError(f'the server on {self.path} is already running')
         _claim(self.path)
@@ -212,10 +221,14 @@ class UnixSocketServer:
         self._sel.register(listener, selectors.EVENT_READ, None)
         self._sel.register(self._wake_r, selectors.EVENT_READ, _WAKE)
         self._stopping = False
-        self._thread = threading.Thread(
-            target=self._run, name=f'uds-server:{self.path}', daemon=True
-        )
-        self._thread.start()
+        self._threaded = thread
+        if thread:
+            self._thread = threading.Thread(
+                target=self._run, name=f'uds-server:{self.path}', daemon=True
+            )
+            self._thread.start()
+        else:
+            self._thread = threading.current_thread()
         _log.info('serving %s (mode %#o)', self.path, self.mode)
 
     def stop(self) -> None:
@@ -224,6 +237,10 @@ class UnixSocketServer:
         if thread is None:
             return
         self._stopping = True
+        if not self._threaded:
+            self._thread = None
+            self._close_all()
+            return
         if thread is threading.current_thread():
             return  # called from on_envelope: the loop cleans up when it returns
         self._wake()
@@ -244,9 +261,20 @@ class UnixSocketServer:
                 raise RecipientUnavailable(f'client {client_id} of {self.path} is not connected')
             if len(conn.out) + len(data) > MAX_PENDING:
                 raise QueueFull(f'client {client_id} of {self.path} is not reading its replies')
-            conn.out += data
+            sent = 0
+            if not conn.out:  # nothing queued before it: write now, from this thread
+                try:
+                    sent = conn.sock.send(data)
+                except BlockingIOError:
+                    pass
+                except OSError as exc:  # the loop closes the connection when it sees it
+                    raise RecipientUnavailable(
+                        f'client {client_id} of {self.path} went away: {exc}') from None
+                if sent == len(data):
+                    return
+            conn.out += memoryview(data)[sent:]
             self._dirty.add(conn)
-        if threading.current_thread() is not self._thread:
+        if not self._threaded or threading.current_thread() is not self._thread:
             self._wake()
 
     def send_to_name(self, name: str, envelope: dict[str, Any]) -> None:
@@ -271,27 +299,39 @@ class UnixSocketServer:
         except (BlockingIOError, OSError):
             pass  # a wake-up is already pending, or the server is closing
 
+    def fileno(self) -> int:
+        """Return the server's epoll descriptor: readable whenever pump() has work to do."""
+        return self._sel.fileno()
+
+    def pump(self) -> None:
+        """Do the I/O that is ready now, without waiting (thread=False servers, owner thread)."""
+        if not self._stopping:
+            self._step(0)
+
     def _run(self) -> None:
         try:
             while not self._stopping:
-                for key, mask in self._sel.select():
-                    if key.data is None:
-                        self._accept()
-                    elif key.data is _WAKE:
-                        self._drain_wake()
-                    else:
-                        if mask & selectors.EVENT_READ:
-                            self._read(key.data)
-                        if mask & selectors.EVENT_WRITE:
-                            self._flush(key.data)
-                with self._lock:
-                    dirty, self._dirty = self._dirty, set()
-                for conn in dirty:
-                    self._flush(conn)
+                self._step(None)
         except Exception:
             _log.exception('the server loop on %s failed', self.path)
         finally:
             self._close_all()
+
+    def _step(self, timeout: float | None) -> None:
+        for key, mask in self._sel.select(timeout):
+            if key.data is None:
+                self._accept()
+            elif key.data is _WAKE:
+                self._drain_wake()
+            else:
+                if mask & selectors.EVENT_READ:
+                    self._read(key.data)
+                if mask & selectors.EVENT_WRITE:
+                    self._flush(key.data)
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+        for conn in dirty:
+            self._flush(conn)
 
     def _drain_wake(self) -> None:
         try:
@@ -589,3 +629,155 @@ class UnixSocketClient:
             self._on_envelope(envelope)
         except Exception:
             _log.exception('%s: on_envelope failed', self.path)
+
+
+# -- the route as heads ---------------------------------------------------------------------------
+# Below the transports: heads that own one of them (see polycephaly_ros.route). Imported lazily
+# by nothing else, so using the transports alone never pulls in the head machinery.
+from ..route import RouteHead  # noqa: E402  (after the transports on purpose)
+
+#: Longest socket path AF_UNIX takes on Linux (sun_path is 108 bytes, NUL included).
+MAX_PATH = 107
+
+
+def _check_path(cls: type, kwargs: Any) -> str:
+    path = kwargs.get('path')
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ConfigurationError(f'{cls.__name__} needs path=<socket file>, not {path!r}')
+    size = len(os.fsencode(path))
+    if size > MAX_PATH:
+        raise ConfigurationError(f'socket path {os.fspath(path)!r} is {size} bytes; AF_UNIX takes '
+                                 f'at most {MAX_PATH}: use a shorter directory')
+    return os.fspath(path)
+
+
+class UnixSocketServerHead(RouteHead):
+    """A head serving the Unix-socket route: outside clients reach this application's heads.
+
+    kwargs (from add_process): ``path`` (required), ``socket_mode`` (0o600; add_process's own
+    ``mode`` is thread or process), ``group`` (name or gid, None), ``max_frame`` (bytes,
+    :data:`MAX_FRAME`), ``route`` ('uds'), ``remote`` (client names the application's heads
+    may send to without ``via``), ``transport_thread`` (False, see below).
+
+    Inbound frames go to the head named in ``recipient`` with ``route='uds'`` and
+    ``via=<this head>``; replies come back here and go out to the client that last sent as
+    the reply's recipient (clients are known by the ``sender`` of their frames, so a client
+    is reachable once it has sent at least one frame on its connection).
+
+    Threading: by default the server runs no thread of its own; its epoll descriptor is
+    watched by this head's inbox, so frames are read, decoded and delivered in this head's
+    thread between envelopes (so do not block in a subclass's life() or filters).
+    ``transport_thread=True`` gives the server its own thread instead (one more thread hop
+    each way; inbound keeps flowing while this head is busy).
+    """
+
+    route = 'uds'
+
+    @classmethod
+    def configure(cls, kwargs: Any) -> list[str]:
+        _check_path(cls, kwargs)
+        mode = kwargs.get('socket_mode', 0o600)
+        if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
+            raise ConfigurationError(f'socket_mode must be permission bits such as 0o600, '
+                                     f'not {mode!r}')
+        return super().configure(kwargs)
+
+    def open_transport(self) -> None:
+        kw = self.kwargs
+        self.server = UnixSocketServer(
+            _check_path(type(self), kw), self._on_frame, route=self.route,
+            mode=kw.get('socket_mode', 0o600), group=kw.get('group'),
+            max_frame=kw.get('max_frame', MAX_FRAME), poison_pill=self._poison_pill)
+        if kw.get('transport_thread', False):
+            self.server.start()
+            return
+        # No thread of its own: the server's epoll descriptor is watched by this head's inbox,
+        # so its I/O runs in the head's thread, one thread hop fewer each way.
+        self.server.start(thread=False)
+        self._watched = self.server.fileno()
+        self._inbox.watch(self._watched, lambda _fd: self.server.pump())
+
+    def _on_frame(self, envelope: dict[str, Any], client_id: int) -> None:
+        self.deliver(envelope)  # a PolycephalyError becomes an error frame to that client
+
+    def transmit(self, envelope: dict[str, Any]) -> None:
+        self.server.send_to_name(envelope['recipient'], envelope)
+
+    def close_transport(self) -> None:
+        server = getattr(self, 'server', None)
+        if server is not None:
+            watched = getattr(self, '_watched', None)
+            if watched is not None:
+                self._watched = None
+                self._inbox.unwatch(watched)
+            server.stop()
+
+
+class UnixSocketClientHead(RouteHead):
+    """A head connecting this application to another one's UnixSocketServerHead.
+
+    kwargs (from add_process): ``path`` (required), ``remote`` (names of the other
+    application's heads that this application's heads may send to without ``via``),
+    ``client_name`` (the name this connection answers to on the server for error frames
+    about unreadable frames; default: this head's name), ``reconnect`` (True),
+    ``backoff`` ((0.05, 2.0): first and longest delay between connection attempts, doubling),
+    ``max_frame`` (:data:`MAX_FRAME`), ``route`` ('uds').
+
+    Envelopes whose ``via`` is this head (or whose recipient is in ``remote``) go out over
+    the socket; frames from the server go to local heads with ``route='uds'``. While the
+    server is away, sends bounce at once (an ``'error'`` reply, see polycephaly_ros.route)
+    and the transport keeps reconnecting with backoff.
+    """
+
+    route = 'uds'
+
+    @classmethod
+    def configure(cls, kwargs: Any) -> list[str]:
+        _check_path(cls, kwargs)
+        backoff = kwargs.get('backoff', (0.05, 2.0))
+        try:
+            first, longest = (float(b) for b in backoff)
+            ok = 0 < first <= longest
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigurationError(f'backoff must be (first, longest) seconds, 0 < first <= '
+                                     f'longest, not {backoff!r}')
+        return super().configure(kwargs)
+
+    @property
+    def connected(self) -> bool:
+        """Tell whether the client is connected to the server now."""
+        client = getattr(self, 'client', None)
+        return client is not None and client.connected
+
+    def open_transport(self) -> None:
+        kw = self.kwargs
+        self.client = UnixSocketClient(
+            _check_path(type(self), kw), self._on_frame, name=kw.get('client_name', self.name),
+            reconnect=kw.get('reconnect', True), backoff=tuple(kw.get('backoff', (0.05, 2.0))),
+            route=self.route, max_frame=kw.get('max_frame', MAX_FRAME),
+            poison_pill=self._poison_pill)
+        self.client.start()
+
+    def _on_frame(self, envelope: dict[str, Any]) -> None:
+        try:
+            self.deliver(envelope)
+        except PolycephalyError as exc:
+            reason = f'not delivered: {exc}'
+            _log.warning('%s: %s', self.client.path, reason)
+            if envelope.get('subject') == 'error':
+                return  # never answer an error with an error
+            try:
+                self.client.send(codec.error_envelope(reason, envelope))
+            except PolycephalyError as lost:
+                _log.warning('%s: could not send that error frame back: %s', self.client.path,
+                             lost)
+
+    def transmit(self, envelope: dict[str, Any]) -> None:
+        self.client.send(envelope)
+
+    def close_transport(self) -> None:
+        client = getattr(self, 'client', None)
+        if client is not None:
+            client.close()

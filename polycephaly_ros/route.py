@@ -1,0 +1,192 @@
+"""Route heads: a head that owns one external transport and carries envelopes over it.
+
+A *route* joins an application to the outside (a Unix socket, MQTT, D-Bus, USB ...). Its
+transport does the framing, connections and reconnects and speaks JSON through
+:mod:`polycephaly_ros.codec`; a :class:`RouteHead` wires that transport to the heads:
+
+Inbound (outside -> heads)
+    The transport decodes a frame (``codec.decode`` sets ``route`` to the route's name and
+    refuses control subjects and the poison pill) and calls :meth:`RouteHead.deliver` from
+    its own thread. The envelope gets ``via=<route head's name>`` and is posted to its
+    recipient, which must be a head of this application. Because ``reply()`` echoes extra
+    headers, the answer carries the same ``via`` and the bus hands it back to this route
+    head. An unknown recipient, a full queue or a head that is not running raises; the
+    transport answers the peer with an error frame (``codec.error_envelope``) and logs a
+    warning. Nothing is dropped silently.
+
+Outbound (heads -> outside)
+    Every envelope in the route head's inbox whose ``recipient`` is not the route head itself
+    is sent out by :meth:`RouteHead.transmit` (a filter on recipient that runs before, and
+    instead of, the head's other filters). ``via`` and ``route`` are per-hop headers and are
+    stripped; message id, thread id and thread index travel unchanged, so
+    ``wait_for_reply`` works across the route. If the transport cannot send (peer gone, not
+    connected, not reading), the failure is logged as an error and, when the sender is a
+    head of this application, it gets a *bounce*: a reply to its envelope from the
+    recipient's name with subject ``'error'``, body ``{'error': reason}`` and header
+    ``bounced_by=<route head>``, so a ``wait_for_reply`` on it returns at once instead of
+    timing out.
+
+Envelopes addressed to the route head itself go through its ordinary filters (remember
+that a filter only sees the route it names: ``route='uds'`` or ``route=None`` for any).
+
+Reaching outside names
+    A head reaches a name behind a route either explicitly, ``send('status', ..., via='uds')``
+    (``via`` names the route head), or by listing the names on the route head:
+    ``add_process(UnixSocketClientHead, name='uds', path=..., remote=['status'])`` lets every
+    head write ``send('status', ...)``. The list is read by ``Application.run()`` (through
+    :meth:`RouteHead.configure`) before any head starts, so thread and process heads alike
+    know it; a remote name equal to a head's name, or listed by two route heads, is a
+    configuration error. Names neither local nor listed still go to the ROS bridge.
+
+Threading: transport callbacks (and so :meth:`deliver`) run in the transport's thread and
+use only ``Bus.post``, which is thread-safe; :meth:`transmit` and every filter run in the
+route head's own thread. A transport may also run without a thread of its own, its
+descriptor watched by the head's inbox (``self._inbox.watch(fd, callback)``): then its
+callbacks run in the head's thread between envelopes, one thread hop fewer each way
+(UnixSocketServerHead does this by default). The transport is opened before ``birth()`` and
+closed after ``death()``, so subclasses override ``birth``/``life``/``death`` freely.
+
+Writing a route: subclass :class:`RouteHead`, set :attr:`route`, and implement
+:meth:`open_transport` (start it; its inbound callback calls :meth:`deliver`),
+:meth:`transmit` (send one envelope or raise a :class:`PolycephalyError`) and
+:meth:`close_transport`; optionally :meth:`configure` to check kwargs early.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping
+
+from . import envelope as env
+from .errors import ConfigurationError, PolycephalyError, UnknownRecipient
+from .filters import FilterSet
+from .head import Process
+
+#: The subject of error frames and bounces.
+ERROR_SUBJECT = 'error'
+#: Header a bounce carries: the route head that could not send the envelope.
+BOUNCED_BY = 'bounced_by'
+#: Per-hop headers that never leave the application.
+_HOP_HEADERS = (env.VIA, 'route')
+
+
+class _RouteFilters(FilterSet):
+    """The route head's filters, behind an outbound filter on recipient that runs first."""
+
+    def __init__(self, head: RouteHead, filters: Iterable = ()) -> None:
+        super().__init__()
+        self._filters.extend(filters)
+        self._head = head
+
+    def dispatch(self, envelope: dict) -> int:
+        if envelope.get('recipient') != self._head._name:
+            self._head._outbound(envelope)
+            return 1
+        return super().dispatch(envelope)
+
+
+class RouteHead(Process):
+    """A head that owns one external transport; see the module documentation."""
+
+    #: The route name inbound envelopes carry (``envelope['route']``); a ``route`` kwarg
+    #: given to add_process overrides it.
+    route: str = 'external'
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._filters = _RouteFilters(self)
+
+    # -- to override -----------------------------------------------------------------
+    @classmethod
+    def configure(cls, kwargs: Mapping[str, Any]) -> list[str]:
+        """Check the head's kwargs (raise ConfigurationError); return the remote names it reaches.
+
+        Called by Application.run() before any head starts. The default reads ``remote``:
+        a name or a list of names.
+        """
+        remote = kwargs.get('remote') or ()
+        if isinstance(remote, str):
+            remote = [remote]
+        try:
+            return [env.normalize_name(n) for n in remote]
+        except PolycephalyError as exc:
+            raise ConfigurationError(f'remote names of {cls.__name__}: {exc}') from None
+
+    def open_transport(self) -> None:
+        """Create and start the transport; its inbound callback calls self.deliver()."""
+        raise NotImplementedError
+
+    def transmit(self, envelope: dict) -> None:
+        """Send one envelope out (in the head's thread); raise a PolycephalyError if it cannot."""
+        raise NotImplementedError
+
+    def close_transport(self) -> None:
+        """Stop the transport (after death())."""
+
+    # -- inbound, transport thread ---------------------------------------------------
+    def deliver(self, envelope: dict) -> None:
+        """Post a decoded inbound envelope to its recipient head, or raise saying why not.
+
+        Safe from any thread. Raises UnknownRecipient, RecipientUnavailable, QueueFull (or
+        another PolycephalyError); the transport turns that into an error frame.
+        """
+        recipient = envelope['recipient']
+        directory = self._bus.directory
+        if recipient not in directory:
+            known = ', '.join(sorted(directory.addresses))
+            raise UnknownRecipient(
+                f'no head named {recipient!r} behind route {self.route!r} (heads: {known})')
+        envelope[env.VIA] = self._name
+        self._bus.post(envelope)
+
+    # -- outbound, head thread -------------------------------------------------------
+    def _outbound(self, envelope: dict) -> None:
+        out = {k: v for k, v in envelope.items() if k not in _HOP_HEADERS}
+        try:
+            self.transmit(out)
+        except PolycephalyError as exc:
+            self._bounce(envelope, str(exc))
+        except Exception as exc:  # a transport bug: say so, never lose the envelope silently
+            self._logger.exception('route %r failed to send %r to %r', self.route,
+                                   envelope.get('subject'), envelope.get('recipient'))
+            self._bounce(envelope, f'internal error: {type(exc).__name__}')
+
+    def _bounce(self, envelope: dict, reason: str) -> None:
+        sender = envelope.get('sender')
+        self._logger.error('route %r could not send %r from %r to %r (messageid %s): %s',
+                           self.route, envelope.get('subject'), sender,
+                           envelope.get('recipient'), envelope.get('messageid'), reason)
+        if (not isinstance(sender, str) or sender not in self._bus.directory
+                or envelope.get('subject') == ERROR_SUBJECT):
+            return  # nobody here to tell (or it was itself an error: no error storms)
+        try:
+            bounce = env.answer(envelope, envelope['recipient'], {'error': reason}, ERROR_SUBJECT,
+                                {BOUNCED_BY: self._name})
+            self._bus.post(bounce)
+        except PolycephalyError as exc:
+            self._logger.error('could not tell %r that its envelope was not sent: %s', sender, exc)
+
+    # -- framework side --------------------------------------------------------------
+    def _attach(self, **kwargs: Any) -> None:
+        filters = getattr(self, '_filters', None)
+        if not isinstance(filters, _RouteFilters):  # a subclass __init__ skipped ours
+            if filters is None:
+                Process.__init__(self)
+            self._filters = _RouteFilters(self, self._filters)
+        super()._attach(**kwargs)
+        self.route = str(self.kwargs.get('route', type(self).route))
+        self.add_filter(self._peer_error, route=None, subject=ERROR_SUBJECT,
+                        sender=lambda s: s not in self._bus.directory)
+
+    def _peer_error(self, envelope: dict) -> None:
+        self._logger.warning('route %r: the peer reported an error: %s', self.route,
+                             envelope.get('body'))
+
+    def _loop(self, after_birth: Callable[[], None] | None = None) -> None:
+        self.open_transport()
+        super()._loop(after_birth)
+
+    def _finish(self) -> int:
+        try:
+            return super()._finish()
+        finally:
+            self.close_transport()

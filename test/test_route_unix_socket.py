@@ -1,0 +1,279 @@
+"""The Unix-socket route as heads: real applications, raw clients, socat, two applications."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from harness import Harness, ask, run_script, until
+from heads import RouteEcho
+from polycephaly_ros import Process
+from polycephaly_ros.errors import ConfigurationError
+from polycephaly_ros.route import BOUNCED_BY
+from polycephaly_ros.routes.unix_socket import MAX_PATH, UnixSocketServerHead
+
+TIMEOUT = 10.0
+CLIENT_APP = Path(__file__).with_name('uds_client_app.py')
+
+
+class RawClient:
+    """A client made of a plain blocking socket, as a user would write by hand."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect(str(path))
+        self.buf = b''
+
+    def send_line(self, data: bytes) -> None:
+        self.sock.sendall(data + b'\n')
+
+    def send(self, **headers: Any) -> None:
+        self.send_line(orjson.dumps(headers))
+
+    def recv(self) -> dict[str, Any]:
+        while b'\n' not in self.buf:
+            chunk = self.sock.recv(65536)
+            assert chunk, 'the server closed the connection'
+            self.buf += chunk
+        line, self.buf = self.buf.split(b'\n', 1)
+        return orjson.loads(line)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    sock = tmp_path / 's'
+    assert len(os.fsencode(sock)) <= MAX_PATH, f'{sock} is too long for AF_UNIX'
+    return sock
+
+
+def server_app(script: Any, path: Path, mode: str = 'thread', **server: Any) -> Harness:
+    """Run script in an application with a server head 'uds_server' and a RouteEcho 'echo'."""
+    heads = [(UnixSocketServerHead, {'name': 'uds_server', 'mode': mode, 'path': str(path),
+                                     **server}),
+             (RouteEcho, {'name': 'echo'})]
+    return run_script(script, heads, ros=False)
+
+
+@pytest.mark.parametrize('mode', ['thread', 'process'])
+def test_raw_client_reaches_a_head_and_gets_its_reply(path: Path, mode: str) -> None:
+    def script(main: Process) -> Any:
+        st = os.stat(path)
+        client = RawClient(path)
+        try:
+            client.send(recipient='Echo', subject='ping', sender='touch', body='hi',
+                        messageid='m-1', threadid='t-1', threadindex=3, colour='blue')
+            first = client.recv()
+            client.send(recipient='echo', subject='ping', sender='touch', body=2)
+            second = client.recv()  # same connection, ids filled in by the server
+        finally:
+            client.close()
+        return st, first, second, ask(main, 'echo', 'ping', 'inside')
+
+    st, first, second, inside = server_app(script, path, mode).outcome
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600  # (f) default
+    assert not path.exists()  # the server head removed its socket file when it stopped
+    assert (first['sender'], first['recipient'], first['subject']) == ('echo', 'touch', 'reply')
+    assert (first['threadid'], first['threadindex']) == ('t-1', 4)
+    assert first['messageid'] not in ('m-1', None)
+    assert first['body']['body'] == 'hi' and first['colour'] == 'blue'  # extra header echoed
+    assert first['body']['route'] == 'uds' and first['body']['via'] == 'uds_server'
+    assert 'via' not in first and 'route' not in first  # per-hop headers stay inside
+    assert second['body']['body'] == 2 and second['threadindex'] == 2
+    assert inside['route'] == 'internal' and inside['via'] is None
+    if mode == 'process':
+        assert first['body']['pid'] == os.getpid()  # echo is a thread head; the route is not
+
+
+def test_socat_reaches_a_head(path: Path) -> None:
+    socat = shutil.which('socat')
+    if socat is None:
+        pytest.skip('socat is not installed (./dev setup installs it; or apt-get install socat)')
+
+    def script(main: Process) -> dict:
+        proc = subprocess.Popen([socat, '-', f'UNIX-CONNECT:{path}'], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        try:
+            proc.stdin.write(b'{"recipient": "echo", "subject": "ping", "sender": "shell", '
+                             b'"threadid": "t-9", "threadindex": 1, "body": "by hand"}\n')
+            data = b''
+            with selectors.DefaultSelector() as sel:
+                sel.register(proc.stdout, selectors.EVENT_READ)
+                while b'\n' not in data:
+                    assert sel.select(timeout=TIMEOUT), 'no reply through socat'
+                    chunk = os.read(proc.stdout.fileno(), 65536)
+                    assert chunk, proc.stderr.read().decode()
+                    data += chunk
+            proc.stdin.close()
+            assert proc.wait(timeout=TIMEOUT) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+        return orjson.loads(data.split(b'\n', 1)[0])
+
+    reply = server_app(script, path).outcome
+    assert (reply['recipient'], reply['sender'], reply['threadid'], reply['threadindex']) == \
+        ('shell', 'echo', 't-9', 2)
+    assert reply['body']['body'] == 'by hand' and reply['body']['route'] == 'uds'
+
+
+def test_bad_frames_get_error_frames_and_nothing_stops(path: Path) -> None:
+    def script(main: Process) -> dict:
+        pill = main.application.poison_pill
+        client = RawClient(path)
+        errors = {}
+        try:
+            client.send_line(b'{"recipient": "echo", "subject": ')
+            errors['malformed'] = client.recv()
+            client.send(subject='ping', sender='touch', threadid='t-2', threadindex=5)
+            errors['no recipient'] = client.recv()
+            client.send(recipient='ghost', subject='ping', sender='touch', threadid='t-3')
+            errors['unknown'] = client.recv()
+            client.send(recipient='echo', subject=pill, sender='touch')
+            errors['pill'] = client.recv()
+            client.send(recipient='uds_server', subject='polycephaly.ebrake', sender='touch')
+            errors['control'] = client.recv()
+            client.send(recipient='echo', subject='ping', sender='touch', body='still here')
+            after = client.recv()
+        finally:
+            client.close()
+        # a head sending to a client that is not connected gets a bounce, at once
+        sent = main.send('nobody', 'hello', via='uds_server')
+        bounce = main.wait_for_reply(sent, timeout=TIMEOUT)
+        return {'errors': errors, 'after': after, 'bounce': bounce,
+                'inside': ask(main, 'echo', 'ping', 'alive'),
+                'status': {s['name']: s['state'] for s in main.application.status()}}
+
+    app = server_app(script, path)
+    out = app.outcome
+    errors = out['errors']
+    assert all(e['subject'] == 'error' and e['sender'] == 'polycephaly' for e in errors.values())
+    assert 'malformed JSON' in errors['malformed']['body']['error']
+    assert errors['no recipient']['body']['error'] == "missing header 'recipient'"
+    assert (errors['no recipient']['threadid'], errors['no recipient']['threadindex']) == ('t-2', 6)
+    assert errors['unknown']['body']['error'].startswith("not delivered: no head named 'ghost'")
+    assert errors['unknown']['threadid'] == 't-3' and errors['unknown']['recipient'] == 'touch'
+    assert errors['pill']['body'] == {'error': 'refused: control subject'}
+    assert errors['control']['body'] == {'error': 'refused: control subject'}
+    assert out['after']['body']['body'] == 'still here'  # the connection was kept
+    bounce = out['bounce']
+    assert bounce['subject'] == 'error' and bounce[BOUNCED_BY] == 'uds_server'
+    assert "no client of" in bounce['body']['error'] and bounce['sender'] == 'nobody'
+    assert out['inside']['body'] == 'alive'
+    assert out['status'] == {'uds_server': 'running', 'echo': 'running'}
+    assert app.exit_code == 0 and app.reason is None
+
+
+def test_two_hundred_clients_at_once(path: Path) -> None:
+    def script(main: Process) -> dict[int, dict]:
+        clients = [RawClient(path) for _ in range(200)]
+        sel = selectors.DefaultSelector()
+        replies: dict[int, dict] = {}
+        try:
+            for n, client in enumerate(clients):
+                client.send(recipient='echo', subject='ping', sender=f'c{n}', body=n,
+                            threadid=f't{n}')
+            for n, client in enumerate(clients):
+                client.sock.setblocking(False)
+                sel.register(client.sock, selectors.EVENT_READ, (n, client))
+            while len(replies) < len(clients):
+                ready = sel.select(timeout=TIMEOUT)
+                assert ready, f'only {len(replies)} replies arrived'
+                for key, _ in ready:
+                    n, client = key.data
+                    chunk = client.sock.recv(65536)
+                    assert chunk, f'client {n} was disconnected'
+                    client.buf += chunk
+                    if b'\n' in client.buf:
+                        replies[n] = orjson.loads(client.buf.split(b'\n', 1)[0])
+                        sel.unregister(client.sock)
+        finally:
+            sel.close()
+            for client in clients:
+                client.close()
+        return replies
+
+    replies = server_app(script, path).outcome
+    assert sorted(replies) == list(range(200))
+    for n, reply in replies.items():
+        assert (reply['recipient'], reply['threadid'], reply['threadindex']) == \
+            (f'c{n}', f't{n}', 2)
+        assert reply['body']['body'] == n and reply['body']['route'] == 'uds'
+
+
+def test_socket_file_mode_0660_with_group(path: Path) -> None:
+    gid = os.getgid()
+    st = server_app(lambda main: os.stat(path), path, socket_mode=0o660, group=gid).outcome
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == gid
+
+
+def test_two_applications_talk_over_the_socket_and_the_client_reconnects(
+        path: Path, tmp_path: Path, leftover_processes: Any) -> None:
+    log = open(tmp_path / 'b.log', 'wb')
+    b = subprocess.Popen([sys.executable, str(CLIENT_APP), str(path)], stdout=log,
+                         stderr=subprocess.STDOUT)
+    heads = [(UnixSocketServerHead, {'name': 'uds_server', 'path': str(path),
+                                     'remote': ['panel']}),
+             (RouteEcho, {'name': 'echo'})]
+
+    def script(main: Process) -> tuple[dict, Any]:
+        pongs: list[dict] = []
+        main.add_filter(pongs.append, route='uds', subject='pong')
+        until(main, lambda: pongs, timeout=30)
+        # the other way: A's main waits for the reply of B's panel ('panel' is remote here)
+        answer = main.wait_for_reply(main.send('panel', 'ping', 'from A'), timeout=TIMEOUT)
+        return pongs[0]['body'], answer
+
+    try:
+        first, answer = run_script(script, heads, ros=False).outcome
+        # A stopped (its socket file is gone); B keeps running and reconnects to the new A
+        assert not path.exists() and b.poll() is None
+        again, _ = run_script(script, heads, ros=False).outcome
+        assert b.poll() is None
+        b.send_signal(signal.SIGTERM)
+        assert b.wait(timeout=TIMEOUT) == 0
+    finally:
+        if b.poll() is None:
+            b.kill()
+            b.wait()
+        log.close()
+        print((tmp_path / 'b.log').read_text())
+    reply = first['reply']
+    assert first['sent']['threadid'] == reply['threadid']
+    assert reply['threadindex'] == first['sent']['threadindex'] + 1
+    assert (reply['sender'], reply['recipient'], reply['route']) == ('echo', 'panel', 'uds')
+    assert reply['body']['route'] == 'uds' and reply['body']['via'] == 'uds_server'
+    assert answer['sender'] == 'panel' and answer['route'] == 'uds'
+    assert answer['body'] == {'body': 'from A', 'route': 'uds', 'pid': b.pid}
+    assert again['pid'] == first['pid'] == b.pid  # the same B, reconnected
+    leftover_processes()
+
+
+def test_route_configuration_errors_are_caught_before_anything_starts(tmp_path: Path) -> None:
+    long_path = '/tmp/' + 'x' * MAX_PATH
+    with pytest.raises(ConfigurationError, match='AF_UNIX takes at most'):
+        Harness(lambda main: None, [(UnixSocketServerHead, {'path': long_path})],
+                ros=False).run()
+    with pytest.raises(ConfigurationError, match='is a head of this application'):
+        Harness(lambda main: None, [(UnixSocketServerHead, {'path': str(tmp_path / 's'),
+                                                            'remote': ['echo']}),
+                                    (RouteEcho, {'name': 'echo'})], ros=False).run()
+    with pytest.raises(ConfigurationError, match='needs path'):
+        Harness(lambda main: None, [(UnixSocketServerHead, {})], ros=False).run()
