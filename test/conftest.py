@@ -31,6 +31,9 @@ DOMAIN_PORT_BASE = 47100
 PR_SET_CHILD_SUBREAPER = 36
 
 # -- environment (before any rclpy import) --------------------------------------------------------
+# Test helpers (harness, heads, raw_client, …) import from test/ in every subfolder too.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.pop('ROS_LOCALHOST_ONLY', None)
 

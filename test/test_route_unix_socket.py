@@ -22,36 +22,10 @@ from polycephaly_ros import Process
 from polycephaly_ros.errors import ConfigurationError
 from polycephaly_ros.route import BOUNCED_BY
 from polycephaly_ros.routes.unix_socket import MAX_PATH, UnixSocketServerHead
+from raw_client import RawClient
 
 TIMEOUT = 10.0
 CLIENT_APP = Path(__file__).with_name('uds_client_app.py')
-
-
-class RawClient:
-    """A client made of a plain blocking socket, as a user would write by hand."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(TIMEOUT)
-        self.sock.connect(str(path))
-        self.buf = b''
-
-    def send_line(self, data: bytes) -> None:
-        self.sock.sendall(data + b'\n')
-
-    def send(self, **headers: Any) -> None:
-        self.send_line(orjson.dumps(headers))
-
-    def recv(self) -> dict[str, Any]:
-        while b'\n' not in self.buf:
-            chunk = self.sock.recv(65536)
-            assert chunk, 'the server closed the connection'
-            self.buf += chunk
-        line, self.buf = self.buf.split(b'\n', 1)
-        return orjson.loads(line)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

@@ -20,40 +20,10 @@ import pytest
 from polycephaly_ros import codec, envelope
 from polycephaly_ros.errors import ConfigurationError, RecipientUnavailable, UnknownRecipient
 from polycephaly_ros.routes.unix_socket import UnixSocketClient, UnixSocketServer
+from raw_client import RawClient
 
 TIMEOUT = 10.0
 PILL = 'c0ffee00-pill-4000-8000-000000000000'
-
-
-class RawClient:
-    """A client made of a plain blocking socket, as a user would write by hand."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(TIMEOUT)
-        self.sock.connect(str(path))
-        self.buf = b''
-
-    def send_line(self, data: bytes) -> None:
-        """Send bytes followed by a newline."""
-        self.sock.sendall(data + b'\n')
-
-    def send(self, **headers: Any) -> None:
-        """Send one envelope made of the given headers."""
-        self.send_line(orjson.dumps(headers))
-
-    def recv(self) -> dict[str, Any]:
-        """Return the next frame from the server (fails after TIMEOUT)."""
-        while b'\n' not in self.buf:
-            chunk = self.sock.recv(65536)
-            assert chunk, 'the server closed the connection'
-            self.buf += chunk
-        line, self.buf = self.buf.split(b'\n', 1)
-        return orjson.loads(line)
-
-    def close(self) -> None:
-        """Close the socket."""
-        self.sock.close()
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from typing import Any, Callable
 import pytest
 import yaml
 
+import raw_client
+
 TIMEOUT = 30.0
 
 
@@ -171,39 +173,25 @@ class Processes:
                 proc.stop()
 
 
-class RawClient:
-    """A Unix-socket client made of a plain socket: newline-delimited JSON envelopes."""
+class RawClient(raw_client.RawClient):
+    """A Unix-socket client made of a plain socket, waiting for the service to listen."""
 
     def __init__(self, path: str, name: str = 'tester', timeout: float = TIMEOUT) -> None:
+        super().__init__(path, timeout, sock=connect_when_ready(path, timeout))
         self.name = name
         self.timeout = timeout
-        self.sock = connect_when_ready(path, timeout)
-        self.sock.settimeout(timeout)
-        self.buf = b''
         self.n = 0
 
     def ask(self, subject: str, body: Any = None, recipient: str = 'service') -> dict:
         """Send one envelope and return the reply on its thread."""
         self.n += 1
         thread = f'{self.name}-{self.n}-{time.monotonic_ns()}'
-        frame = {'sender': self.name, 'recipient': recipient, 'subject': subject, 'body': body,
-                 'threadid': thread, 'threadindex': 1}
-        self.sock.sendall(json.dumps(frame).encode() + b'\n')
+        self.send(sender=self.name, recipient=recipient, subject=subject, body=body,
+                  threadid=thread, threadindex=1)
         while True:
-            reply = self._frame()
+            reply = self.recv()
             if reply.get('threadid') == thread:
                 return reply
-
-    def _frame(self) -> dict:
-        while b'\n' not in self.buf:
-            chunk = self.sock.recv(65536)
-            assert chunk, 'the service closed the connection'
-            self.buf += chunk
-        line, self.buf = self.buf.split(b'\n', 1)
-        return json.loads(line)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def connect_when_ready(path: str, timeout: float) -> socket.socket:

@@ -1,0 +1,44 @@
+"""A Unix-socket client made of a plain socket, as a user would write by hand."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+class RawClient:
+    """Newline-delimited JSON envelopes over a plain blocking socket."""
+
+    def __init__(self, path: str | Path, timeout: float = 10.0,
+                 sock: socket.socket | None = None) -> None:
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(str(path))
+        self.sock = sock
+        self.sock.settimeout(timeout)
+        self.buf = b''
+
+    def send_line(self, data: bytes) -> None:
+        """Send bytes followed by a newline."""
+        self.sock.sendall(data + b'\n')
+
+    def send(self, **headers: Any) -> None:
+        """Send one envelope made of the given headers."""
+        self.send_line(orjson.dumps(headers))
+
+    def recv(self) -> dict[str, Any]:
+        """Return the next frame from the server (fails after the timeout)."""
+        while b'\n' not in self.buf:
+            chunk = self.sock.recv(65536)
+            assert chunk, 'the server closed the connection'
+            self.buf += chunk
+        line, self.buf = self.buf.split(b'\n', 1)
+        return orjson.loads(line)
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.sock.close()
