@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import selectors
+import shutil
 import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 
 class RawClient:
@@ -42,3 +47,31 @@ class RawClient:
     def close(self) -> None:
         """Close the socket."""
         self.sock.close()
+
+
+def socat_exchange(path: str | Path, line: bytes, timeout: float = 10.0) -> dict[str, Any]:
+    """Send one JSON line through Debian's socat and return the first frame it prints back."""
+    socat = shutil.which('socat')
+    if socat is None:
+        pytest.skip('socat is not installed (./dev setup installs it; or apt-get install socat)')
+    proc = subprocess.Popen([socat, '-', f'UNIX-CONNECT:{path}'], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    try:
+        proc.stdin.write(line + b'\n')
+        data = b''
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while b'\n' not in data:
+                assert sel.select(timeout=timeout), 'no reply through socat'
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                assert chunk, proc.stderr.read().decode()
+                data += chunk
+        proc.stdin.close()
+        assert proc.wait(timeout=timeout) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    return orjson.loads(data.split(b'\n', 1)[0])

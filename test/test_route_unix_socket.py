@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import selectors
-import shutil
 import signal
 import socket
 import stat
@@ -22,7 +21,7 @@ from polycephaly_ros import Process
 from polycephaly_ros.errors import ConfigurationError
 from polycephaly_ros.route import BOUNCED_BY
 from polycephaly_ros.routes.unix_socket import MAX_PATH, UnixSocketServerHead
-from raw_client import RawClient
+from raw_client import RawClient, socat_exchange
 
 TIMEOUT = 10.0
 CLIENT_APP = Path(__file__).with_name('uds_client_app.py')
@@ -74,33 +73,10 @@ def test_raw_client_reaches_a_head_and_gets_its_reply(path: Path, mode: str) -> 
 
 
 def test_socat_reaches_a_head(path: Path) -> None:
-    socat = shutil.which('socat')
-    if socat is None:
-        pytest.skip('socat is not installed (./dev setup installs it; or apt-get install socat)')
-
     def script(main: Process) -> dict:
-        proc = subprocess.Popen([socat, '-', f'UNIX-CONNECT:{path}'], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
-        try:
-            proc.stdin.write(b'{"recipient": "echo", "subject": "ping", "sender": "shell", '
-                             b'"threadid": "t-9", "threadindex": 1, "body": "by hand"}\n')
-            data = b''
-            with selectors.DefaultSelector() as sel:
-                sel.register(proc.stdout, selectors.EVENT_READ)
-                while b'\n' not in data:
-                    assert sel.select(timeout=TIMEOUT), 'no reply through socat'
-                    chunk = os.read(proc.stdout.fileno(), 65536)
-                    assert chunk, proc.stderr.read().decode()
-                    data += chunk
-            proc.stdin.close()
-            assert proc.wait(timeout=TIMEOUT) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
-        return orjson.loads(data.split(b'\n', 1)[0])
+        return socat_exchange(path, b'{"recipient": "echo", "subject": "ping", "sender": "shell", '
+                                    b'"threadid": "t-9", "threadindex": 1, "body": "by hand"}',
+                              TIMEOUT)
 
     reply = server_app(script, path).outcome
     assert (reply['recipient'], reply['sender'], reply['threadid'], reply['threadindex']) == \

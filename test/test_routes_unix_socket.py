@@ -7,10 +7,8 @@ import logging
 import os
 import queue
 import selectors
-import shutil
 import socket
 import stat
-import subprocess
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -20,7 +18,7 @@ import pytest
 from polycephaly_ros import codec, envelope
 from polycephaly_ros.errors import ConfigurationError, RecipientUnavailable, UnknownRecipient
 from polycephaly_ros.routes.unix_socket import UnixSocketClient, UnixSocketServer
-from raw_client import RawClient
+from raw_client import RawClient, socat_exchange
 
 TIMEOUT = 10.0
 PILL = 'c0ffee00-pill-4000-8000-000000000000'
@@ -256,33 +254,10 @@ def test_two_hundred_clients_at_once(make_server: Callable[..., UnixSocketServer
 
 def test_socat_can_talk_to_the_server(make_server: Callable[..., UnixSocketServer],
                                       sock_path: Path) -> None:
-    socat = shutil.which('socat')
-    if socat is None:
-        pytest.skip('socat is not installed (./dev setup installs it; or apt-get install socat)')
     echo_server(make_server)
-    proc = subprocess.Popen([socat, '-', f'UNIX-CONNECT:{sock_path}'], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
-    try:
-        proc.stdin.write(b'{"recipient": "main", "subject": "by hand", "sender": "shell", '
-                         b'"body": "hi"}\n')
-        data = b''
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            while b'\n' not in data:
-                assert sel.select(timeout=TIMEOUT), 'no reply from the server through socat'
-                chunk = os.read(proc.stdout.fileno(), 65536)
-                assert chunk, proc.stderr.read().decode()
-                data += chunk
-        reply = orjson.loads(data.split(b'\n', 1)[0])
-        assert reply['recipient'] == 'shell' and reply['body']['body'] == 'hi'
-        proc.stdin.close()
-        assert proc.wait(timeout=TIMEOUT) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+    reply = socat_exchange(sock_path, b'{"recipient": "main", "subject": "by hand", '
+                                      b'"sender": "shell", "body": "hi"}', TIMEOUT)
+    assert reply['recipient'] == 'shell' and reply['body']['body'] == 'hi'
 
 
 def test_client_connects_late_notices_loss_and_reconnects(
