@@ -152,12 +152,15 @@ class RouteHead(Process):
 
     def _bounce(self, envelope: dict, reason: str) -> None:
         sender = envelope.get('sender')
-        self._logger.error('route %r could not send %r from %r to %r (messageid %s): %s',
-                           self.route, envelope.get('subject'), sender,
-                           envelope.get('recipient'), envelope.get('messageid'), reason)
-        if (not isinstance(sender, str) or sender not in self._bus.directory
-                or envelope.get('subject') == ERROR_SUBJECT):
-            return  # nobody here to tell (or it was itself an error: no error storms)
+        tell = (isinstance(sender, str) and sender in self._bus.directory
+                and envelope.get('subject') != ERROR_SUBJECT)  # no error storms
+        # The sending head gets the bounce, so a warning is enough; otherwise nobody else knows.
+        (self._logger.warning if tell else self._logger.error)(
+            'route %r could not send %r from %r to %r (messageid %s): %s', self.route,
+            envelope.get('subject'), sender, envelope.get('recipient'), envelope.get('messageid'),
+            reason)
+        if not tell:
+            return
         try:
             bounce = env.answer(envelope, envelope['recipient'], {'error': reason}, ERROR_SUBJECT,
                                 {BOUNCED_BY: self._name})
