@@ -256,3 +256,15 @@ def test_configuration_errors_name_the_problem():
         Application(queueType='LIFO')
     with pytest.raises(TypeError, match='queuesize'):
         Application(queuesize=3)
+
+
+def test_the_poison_pill_is_exact_and_case_sensitive():
+    def script(main):
+        main.send('main', 'stop!')         # not the pill: an ordinary envelope
+        main.send('main', 'STOP! ')
+        until(main, lambda: len(main.received) == 2)
+        return main.stopping, [e['subject'] for e in main.received]
+
+    app = run_script(script, ppill='STOP!')
+    assert app.outcome == (False, ['stop!', 'STOP! '])
+    assert app.reason is None
