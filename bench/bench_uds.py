@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -166,6 +167,7 @@ def main() -> None:
             os.kill(p.pid, signal.SIGTERM)
         for p in servers:
             p.join(10)
+        shutil.rmtree(tmp, ignore_errors=True)
     raw = statistics.median(p50s['raw socket ping-pong'])
     print(f'\nUDS round trip, {len(LINE)}-byte JSON line, {args.rounds} rounds x {args.count} '
           f'(median of round medians), {os.cpu_count()} CPUs\n')

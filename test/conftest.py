@@ -17,11 +17,14 @@ and ``polycephaly_ros`` is imported from ``.ws/install`` (run the tests through 
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import multiprocessing
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
 
 import psutil
@@ -68,6 +71,12 @@ def _become_subreaper() -> bool:
 
 
 IS_SUBREAPER = _become_subreaper()
+
+# Programs the tests start put their temporary files (an application's run directory) here, so
+# what a SIGKILLed one cannot remove is removed with this directory when the session ends.
+_SCRATCH = tempfile.mkdtemp(prefix='pcy-tests-')
+os.environ['TMPDIR'] = _SCRATCH
+atexit.register(shutil.rmtree, _SCRATCH, True)
 
 
 # -- helpers ---------------------------------------------------------------------------------
