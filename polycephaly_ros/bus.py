@@ -360,9 +360,11 @@ class Inbox:
             self._read(conn)  # what the sender wrote before we accepted
 
     def _drain_waker(self, waker: socket.socket) -> None:
+        # One read: wake-ups are single bytes, so it takes them all but in a flood, and then
+        # the poller, level-triggered, reports the rest at once. (A second read only to see
+        # EAGAIN would give the GIL away once more, to an executor thread hungry for it.)
         try:
-            while waker.recv(4096):
-                pass
+            waker.recv(4096)
         except (BlockingIOError, InterruptedError):
             pass
 
