@@ -143,6 +143,26 @@ class Bus:
                 address.slots.release()
             raise
 
+    def post_here(self, envelope: dict, inbox: 'Inbox') -> None:
+        """Deliver envelope to inbox, owned by a head of this process, from another thread.
+
+        The fast path for envelopes that nothing else references (the ROS bridge's, made
+        from a message): no pickle, no socket. The rules of post() hold: the recipient must
+        be running, a queue slot is taken (waiting at most the send timeout, then
+        QueueFull), and control subjects are refused on arrival as for any other route.
+        """
+        address = self.directory[envelope['recipient']]
+        if not self.directory.states[address.index]:
+            raise RecipientUnavailable(
+                f'head {address.name!r} is not running, so it cannot take mail')
+        wait = self.send_timeout
+        if not (address.slots.acquire(False) or address.slots.acquire(True, wait)):
+            raise QueueFull(
+                f'queue of head {address.name!r} stayed full ({address.queue_size} envelopes) '
+                f'for {wait:g} s; envelope {envelope.get("subject")!r} not sent'
+            )
+        inbox.push(envelope)
+
     def _write(self, address: Address, frame: bytes, timeout: float) -> None:
         link = self._links.get(address.name)
         if link is None:
@@ -228,7 +248,8 @@ class Inbox:
     """The receiving end of one head: its connections, its queue (FIFO or priority) and its waker.
 
     Threading contract: poll(), get(), take() and watch() belong to the owning head's
-    thread; wake() may be called from any thread or a signal handler.
+    thread; wake() may be called from any thread or a signal handler, push() from any
+    thread of the owning process.
     """
 
     def __init__(
@@ -249,6 +270,8 @@ class Inbox:
         self._heap: list[tuple[Any, int, int, dict]] = []
         self._seq = itertools.count()
         self._buffers: dict[int, bytes] = {}
+        #: Counted envelopes pushed by other threads of this process (push()); poll() takes them.
+        self._local: deque[dict] = deque()
         self._epoll = select.epoll()
         self._watched: dict[int, tuple[Any, Callable[[Any], None]]] = {}
         listener.setblocking(False)
@@ -273,11 +296,16 @@ class Inbox:
             timeout = -1
         elif timeout < 0 or (queue and not ignore_queued):
             timeout = 0.0
+        local = self._local
+        if local:
+            timeout = 0.0
         watched = self._watched
         for fd, _ in self._epoll.poll(timeout):
             entry = watched.get(fd)
             if entry is not None:  # a callback may have unwatched it meanwhile
                 entry[1](entry[0])
+        while local:
+            self._arrive(local.popleft(), _COUNTED)
         controls = self._controls
         while controls:  # after reading, so a control callback may poll again
             envelope = controls.popleft()
@@ -291,6 +319,14 @@ class Inbox:
             self._waker_w.send(b'\0')
         except (BlockingIOError, OSError):
             pass
+
+    def push(self, envelope: dict) -> None:
+        """Queue envelope, whose queue slot the caller took, from another thread of this process.
+
+        It is taken in by the next poll() of the owning head, which this wakes.
+        """
+        self._local.append(envelope)
+        self.wake()
 
     def watch(self, fileobj: Any, callback: Callable[[Any], None]) -> None:
         """Call callback(fileobj) from poll() whenever fileobj (an fd or a socket) is readable."""
