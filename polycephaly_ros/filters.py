@@ -51,10 +51,7 @@ class Filter:
         """Tell whether every criterion holds for envelope (a missing header never matches)."""
         if self.route is not None and envelope.get('route', INTERNAL) != self.route:
             return False
-        for header, test in self.tests:
-            if header not in envelope or not test(envelope[header]):
-                return False
-        return True
+        return _holds(self.tests, envelope)
 
 
 class FilterSet:
@@ -82,8 +79,9 @@ class FilterSet:
     def dispatch(self, envelope: dict) -> int:
         """Run every matching filter in the order added (catch-alls only if none); return how many ran."""
         ran = 0
+        route = envelope.get('route', INTERNAL)
         for f in self._filters:
-            if f.tests and f.matches(envelope):
+            if f.tests and (f.route is None or f.route == route) and _holds(f.tests, envelope):
                 f.callback(envelope)
                 ran += 1
         if ran:
@@ -93,6 +91,13 @@ class FilterSet:
                 f.callback(envelope)
                 ran += 1
         return ran
+
+
+def _holds(tests: tuple, envelope: Mapping[str, Any]) -> bool:
+    for header, test in tests:
+        if header not in envelope or not test(envelope[header]):
+            return False
+    return True
 
 
 def message_filter(route: str | None = INTERNAL, **criteria: Any) -> Callable[[Callback], Callback]:

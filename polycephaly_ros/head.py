@@ -101,9 +101,10 @@ class Process:
         subject = envelope['subject']
         if subject.startswith(env.CONTROL_PREFIX):
             raise EnvelopeError(f'subjects starting with {env.CONTROL_PREFIX!r} are reserved')
-        priority = envelope.get('priority', 0)
-        if not isinstance(priority, numbers.Real) or isinstance(priority, bool):
-            raise EnvelopeError(f'priority must be a number, not {priority!r}')
+        if 'priority' in envelope:
+            priority = envelope['priority']
+            if not isinstance(priority, numbers.Real) or isinstance(priority, bool):
+                raise EnvelopeError(f'priority must be a number, not {priority!r}')
         self._bus.post(envelope, control=subject == self._poison_pill, timeout=timeout)
 
     def wait_for_reply(self, message: dict, timeout: float = 10.0) -> dict:
