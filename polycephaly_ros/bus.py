@@ -66,14 +66,6 @@ class Directory:
     def __getitem__(self, name: str) -> Address:
         return self.addresses[name]
 
-    def get(self, name: str) -> Address | None:
-        """Return the address of a head, or None."""
-        return self.addresses.get(name)
-
-    def running(self, name: str) -> bool:
-        """Tell whether the head takes mail now (running, or starting)."""
-        return bool(self.states[self.addresses[name].index])
-
     def set_running(self, name: str, running: bool) -> None:
         """Record whether the head takes mail."""
         self.states[self.addresses[name].index] = 1 if running else 0

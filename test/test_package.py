@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DOMAIN_PORT_BASE, IS_SUBREAPER
+from plain_ros import plain_node
 
 PACKAGE = 'polycephaly_ros'
 
@@ -43,9 +44,7 @@ def _sample_fields() -> dict:
 
 def test_envelope_message_roundtrip_and_graph():
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.serialization import deserialize_message, serialize_message
-    from rclpy.signals import SignalHandlerOptions
 
     from polycephaly_ros.msg import Envelope
 
@@ -61,13 +60,7 @@ def test_envelope_message_roundtrip_and_graph():
     assert (empty.threadindex, empty.priority, empty.headers_json) == (0, 0, '')
 
     topic = '/polycephaly_test_envelope'
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO)
-    node = executor = None
-    try:
-        node = rclpy.create_node('polycephaly_test_package', context=ctx)
-        executor = SingleThreadedExecutor(context=ctx)
-        executor.add_node(node)
+    with plain_node('polycephaly_test_package') as (node, executor):
         node.create_publisher(Envelope, topic, 10)
         seen = None
         deadline = time.monotonic() + 10.0
@@ -77,12 +70,6 @@ def test_envelope_message_roundtrip_and_graph():
                 break
             rclpy.spin_once(node, executor=executor, timeout_sec=0.1)
         assert seen == ['polycephaly_ros/msg/Envelope']
-    finally:
-        if executor is not None:
-            executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        ctx.try_shutdown()
 
 
 def test_ros_isolation_environment(ros_domain):

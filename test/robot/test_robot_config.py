@@ -10,6 +10,7 @@ import yaml
 
 from polycephaly_ros.errors import ConfigurationError
 from polycephaly_ros.robot import config as cfg
+from plain_ros import plain_node
 
 REPO_FILE = Path(__file__).resolve().parents[2] / 'config' / 'robot.yaml'
 
@@ -62,18 +63,11 @@ def test_overrides_and_strictness(tmp_path):
 
 def test_the_file_is_a_ros_parameters_file_and_the_main_heads_declare_it(tmp_path):
     """rcl reads the file (--params-file) and its values reach the node's declared parameters."""
-    import rclpy
-    from rclpy.signals import SignalHandlerOptions
-
     changed = tmp_path / 'robot.yaml'
     text = REPO_FILE.read_text().replace('dry_run: true', 'dry_run: false')
     changed.write_text(text)
     config = cfg.load(REPO_FILE)  # what the head declares: the defaults
-    context = rclpy.Context()
-    rclpy.init(args=['--ros-args', '--params-file', str(changed)], context=context,
-               signal_handler_options=SignalHandlerOptions.NO)
-    try:
-        node = rclpy.create_node('service', context=context)
+    with plain_node('service', ['--ros-args', '--params-file', str(changed)]) as (node, _):
         declared = cfg.declare_parameters(node, config, cfg.SERVICE)
         names = {p.name for p in declared}
         assert {'heads.updates.dry_run', 'heads.updates.window.days', 'robot.socket_path',
@@ -83,6 +77,3 @@ def test_the_file_is_a_ros_parameters_file_and_the_main_heads_declare_it(tmp_pat
         assert node.get_parameter('heads.updates.dry_run').value is False
         assert node.get_parameter('heads.updates.window.days').value == list(cfg.DAYS)
         assert node.get_parameter('application.frequency').value == 20.0
-        node.destroy_node()
-    finally:
-        context.try_shutdown()

@@ -7,6 +7,7 @@ import stat
 import threading
 import time
 
+from plain_ros import plain_node
 from robot_support import RawClient, procs, socket_of, write_config  # noqa: F401 (fixture)
 
 
@@ -58,21 +59,12 @@ def test_answers_status_diagnostics_and_controls_heads_over_the_socket(tmp_path,
 
 def test_publishes_diagnostic_arrays_on_slash_diagnostics(tmp_path, procs):
     """A plain rclpy subscription (not our library) receives the service's DiagnosticArray."""
-    import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.signals import SignalHandlerOptions
 
     config = write_config(tmp_path)
     received: list = []
     arrived = threading.Event()
-    context = rclpy.Context()
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    node = executor = None
-    try:
-        node = rclpy.create_node('diagnostics_listener', context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
+    with plain_node('diagnostics_listener') as (node, executor):
 
         def on_array(message):
             received.append(message)
@@ -102,9 +94,3 @@ def test_publishes_diagnostic_arrays_on_slash_diagnostics(tmp_path, procs):
         names = set(future.result().result.names)
         assert {'heads.updates.dry_run', 'heads.diagnostics.rate', 'robot.socket_path',
                 'uds.enabled'} <= names
-    finally:
-        if executor is not None:
-            executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        context.try_shutdown()
