@@ -35,7 +35,7 @@ from .errors import NotSerializable, QueueFull, RecipientUnavailable, UnknownRec
 
 _HEADER = struct.Struct('!IB')
 _COUNTED = 1
-_RECV = 1 << 18
+_RECV = 1 << 16  # under glibc's mmap threshold: a bigger recv buffer costs mmap+munmap per read
 _log = logging.getLogger('polycephaly_ros.bus')
 
 
@@ -91,42 +91,59 @@ class Bus:
         #: names no route head in its ``via`` header (the ROS bridge sets it); without it,
         #: such a send fails with UnknownRecipient.
         self.external: Callable[[dict], None] | None = None
+        #: The inboxes of the heads that run in this process, by name (each head adds its own):
+        #: envelopes to them are queued directly, with no socket in between.
+        self.local: dict[str, Inbox] = {}
         self._links: dict[str, _Link] = {}
         self._links_lock = threading.Lock()
 
-    def post(self, envelope: dict, *, control: bool = False, timeout: float | None = None) -> None:
-        """Deliver envelope to its recipient's inbox, or raise saying why it cannot."""
+    def post(self, envelope: dict, *, control: bool = False, timeout: float | None = None,
+             handover: bool = False) -> None:
+        """Deliver envelope to its recipient's inbox, or raise saying why it cannot.
+
+        The recipient gets a copy (pickled, as across processes, so a head behaves the same
+        as a thread or a process). handover=True says that nothing else references envelope
+        (one just decoded by a route or the ROS bridge): a head of this process then gets the
+        object itself, with no copy.
+        """
         name = envelope['recipient']
         directory = self.directory
         address = directory.addresses.get(name)
         if address is None and not control:
             via = envelope.get('via')
-            if via not in self.directory.addresses:
-                via = self.directory.remote.get(name)
-            if via in self.directory.addresses:  # an outside name reached through a route head
-                address = self.directory[via]
+            if via not in directory.addresses:
+                via = directory.remote.get(name)
+            if via in directory.addresses:  # an outside name reached through a route head
+                address = directory.addresses[via]
             elif self.external is not None:
                 self.external(envelope)
                 return
         if address is None:
-            known = ', '.join(sorted(self.directory.addresses))
+            known = ', '.join(sorted(directory.addresses))
             raise UnknownRecipient(f'no head named {name!r} in this application (heads: {known})')
         name = address.name
         if not control and not directory.states[address.index]:
             raise RecipientUnavailable(f'head {name!r} is not running, so it cannot take mail')
-        try:
-            payload = pickle.dumps(envelope, pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            raise NotSerializable(
-                f'envelope to {name!r} (subject {envelope.get("subject")!r}) cannot cross a '
-                f'process boundary: {type(exc).__name__}: {exc}'
-            ) from exc
+        inbox = self.local.get(name)
+        if handover and inbox is not None:
+            payload: Any = envelope
+        else:
+            try:
+                payload = pickle.dumps(envelope, pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:
+                raise NotSerializable(
+                    f'envelope to {name!r} (subject {envelope.get("subject")!r}) cannot cross a '
+                    f'process boundary: {type(exc).__name__}: {exc}'
+                ) from exc
         wait = self.send_timeout if timeout is None else timeout
         if not control and not (address.slots.acquire(False) or address.slots.acquire(True, wait)):
             raise QueueFull(
                 f'queue of head {name!r} stayed full ({address.queue_size} envelopes) for '
                 f'{wait:g} s; envelope {envelope.get("subject")!r} not sent'
             )
+        if inbox is not None:
+            inbox.push(payload, 0 if control else _COUNTED)
+            return
         try:
             self._write(address, _HEADER.pack(len(payload), 0 if control else _COUNTED) + payload,
                         max(wait, 1.0))
@@ -134,26 +151,6 @@ class Bus:
             if not control:
                 address.slots.release()
             raise
-
-    def post_here(self, envelope: dict, inbox: 'Inbox') -> None:
-        """Deliver envelope to inbox, owned by a head of this process, from another thread.
-
-        The fast path for envelopes that nothing else references (the ROS bridge's, made
-        from a message): no pickle, no socket. The rules of post() hold: the recipient must
-        be running, a queue slot is taken (waiting at most the send timeout, then
-        QueueFull), and control subjects are refused on arrival as for any other route.
-        """
-        address = self.directory[envelope['recipient']]
-        if not self.directory.states[address.index]:
-            raise RecipientUnavailable(
-                f'head {address.name!r} is not running, so it cannot take mail')
-        wait = self.send_timeout
-        if not (address.slots.acquire(False) or address.slots.acquire(True, wait)):
-            raise QueueFull(
-                f'queue of head {address.name!r} stayed full ({address.queue_size} envelopes) '
-                f'for {wait:g} s; envelope {envelope.get("subject")!r} not sent'
-            )
-        inbox.push(envelope)
 
     def _write(self, address: Address, frame: bytes, timeout: float) -> None:
         link = self._links.get(address.name)
@@ -262,8 +259,9 @@ class Inbox:
         self._heap: list[tuple[Any, int, int, dict]] = []
         self._seq = itertools.count()
         self._buffers: dict[int, bytes] = {}
-        #: Counted envelopes pushed by other threads of this process (push()); poll() takes them.
-        self._local: deque[dict] = deque()
+        #: (envelope or its pickle, counted) pushed by heads of this process; poll() takes them.
+        self._local: deque[tuple[Any, int]] = deque()
+        self._owner: int | None = None  # the thread that polls
         self._epoll = select.epoll()
         self._watched: dict[int, tuple[Any, Callable[[Any], None]]] = {}
         listener.setblocking(False)
@@ -291,13 +289,15 @@ class Inbox:
         local = self._local
         if local:
             timeout = 0.0
+        self._owner = threading.get_ident()
         watched = self._watched
         for fd, _ in self._epoll.poll(timeout):
             entry = watched.get(fd)
             if entry is not None:  # a callback may have unwatched it meanwhile
                 entry[1](entry[0])
         while local:
-            self._arrive(local.popleft(), _COUNTED)
+            item, counted = local.popleft()
+            self._arrive(item if type(item) is dict else pickle.loads(item), counted)
         controls = self._controls
         while controls:  # after reading, so a control callback may poll again
             envelope = controls.popleft()
@@ -312,13 +312,15 @@ class Inbox:
         except (BlockingIOError, OSError):
             pass
 
-    def push(self, envelope: dict) -> None:
-        """Queue envelope, whose queue slot the caller took, from another thread of this process.
+    def push(self, envelope: dict | bytes, counted: int = _COUNTED) -> None:
+        """Queue an envelope (or its pickle) from any thread of this process.
 
-        It is taken in by the next poll() of the owning head, which this wakes.
+        The caller took its queue slot when counted. The next poll() of the owning head
+        takes it in; this wakes that poll unless the owner itself is pushing.
         """
-        self._local.append(envelope)
-        self.wake()
+        self._local.append((envelope, counted))
+        if threading.get_ident() != self._owner:
+            self.wake()
 
     def watch(self, fileobj: Any, callback: Callable[[Any], None]) -> None:
         """Call callback(fileobj) from poll() whenever fileobj (an fd or a socket) is readable."""

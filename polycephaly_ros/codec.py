@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import orjson
 
-from .envelope import is_control, new_id
+from .envelope import CONTROL_PREFIX, is_control, new_id
 from .errors import EnvelopeError, NotSerializable
 
 #: The sender of the error frames written back to external clients.
@@ -79,9 +79,24 @@ def _require(envelope: Mapping[str, Any], header: str, kinds: tuple[type, ...], 
         raise EnvelopeError(f'header {header!r} must be {what}, not {_kind(value)}')
 
 
+_NUMBERS = (int, float)
+
+
 def check(obj: Mapping[str, Any], *, route: str, poison_pill: str | None = None) -> dict[str, Any]:
     """Return a checked copy of a parsed envelope, defaults filled in and route set."""
     envelope = dict(obj)
+    # The common case, all headers well formed, in a few comparisons; anything else is
+    # checked again below, header by header, to say exactly what is wrong.
+    get = envelope.get
+    recipient, subject, index = get('recipient'), get('subject'), get('threadindex', 1)
+    if (type(recipient) is str and recipient and type(subject) is str
+            and not subject.startswith(CONTROL_PREFIX) and subject != poison_pill
+            and type(index) is int and index >= 1
+            and type(get('sender', '')) is str
+            and type(get('messageid', 'x')) is str and get('messageid', 'x')
+            and type(get('threadid', 'x')) is str and get('threadid', 'x')
+            and type(get('time', 0.0)) in _NUMBERS and type(get('priority', 0)) in _NUMBERS):
+        return _complete(envelope, route)
     for header in ('recipient', 'subject'):
         if header not in envelope:
             raise EnvelopeError(f'missing header {header!r}')
@@ -108,12 +123,22 @@ def check(obj: Mapping[str, Any], *, route: str, poison_pill: str | None = None)
     for header in ('time', 'priority'):
         if header in envelope:
             _require(envelope, header, (int, float), 'a number')
+    return _complete(envelope, route)
+
+
+def _complete(envelope: dict[str, Any], route: str) -> dict[str, Any]:
+    """Fill in the core headers a peer may leave out, and set the route."""
     envelope['recipient'] = envelope['recipient'].lower()
-    envelope.setdefault('body', None)
-    envelope.setdefault('messageid', new_id())
-    envelope.setdefault('threadid', new_id())
-    envelope.setdefault('threadindex', 1)
-    envelope.setdefault('time', time.time())
+    if 'body' not in envelope:
+        envelope['body'] = None
+    if 'messageid' not in envelope:
+        envelope['messageid'] = new_id()
+    if 'threadid' not in envelope:
+        envelope['threadid'] = new_id()
+    if 'threadindex' not in envelope:
+        envelope['threadindex'] = 1
+    if 'time' not in envelope:
+        envelope['time'] = time.time()
     envelope['route'] = route
     return envelope
 

@@ -98,14 +98,9 @@ class Process:
         return envelope
 
     def _post(self, envelope: dict, timeout: float | None) -> None:
-        subject = envelope['subject']
-        if subject.startswith(env.CONTROL_PREFIX):
-            raise EnvelopeError(f'subjects starting with {env.CONTROL_PREFIX!r} are reserved')
-        if 'priority' in envelope:
-            priority = envelope['priority']
-            if not isinstance(priority, numbers.Real) or isinstance(priority, bool):
-                raise EnvelopeError(f'priority must be a number, not {priority!r}')
-        self._bus.post(envelope, control=subject == self._poison_pill, timeout=timeout)
+        _check_outgoing(envelope)
+        self._bus.post(envelope, control=envelope['subject'] == self._poison_pill,
+                       timeout=timeout)
 
     def wait_for_reply(self, message: dict, timeout: float = 10.0) -> dict:
         """Wait for the reply to message from its recipient; raise NoReply after timeout seconds.
@@ -227,6 +222,7 @@ class Process:
         self.frequency(frequency)
         self._bus = bus
         self._inbox = inbox
+        bus.local[name] = inbox
         self._batch = 1024
         self._poison_pill = poison_pill
         self._main = main
@@ -284,6 +280,16 @@ class Process:
             self._logger.warning('%d envelope(s) left unhandled at death: %s', left,
                                  ', '.join(repr(e.get('subject')) for e in self._inbox.queued()))
         return left
+
+
+def _check_outgoing(envelope: dict) -> None:
+    """Raise EnvelopeError for a reserved subject or a priority that is not a number."""
+    if envelope['subject'].startswith(env.CONTROL_PREFIX):
+        raise EnvelopeError(f'subjects starting with {env.CONTROL_PREFIX!r} are reserved')
+    if 'priority' in envelope:
+        priority = envelope['priority']
+        if not isinstance(priority, numbers.Real) or isinstance(priority, bool):
+            raise EnvelopeError(f'priority must be a number, not {priority!r}')
 
 
 def _check_frequency(i: Any) -> float:

@@ -60,8 +60,8 @@ body ``{"error": reason}``, same thread, index + 1) is published to
 sender that does not listen cannot stall the executor. The application keeps running.
 
 Threading: subscription callbacks run in the process's rclpy executor thread and deliver
-with ``Bus.post_here`` (thread-safe; straight into the head's inbox, which lives in the same
-process). The outbox may be called from any thread.
+with ``Bus.post(..., handover=True)`` (thread-safe; straight into the head's inbox, which
+lives in the same process). The outbox may be called from any thread.
 """
 
 from __future__ import annotations
@@ -283,7 +283,7 @@ class RosInbox:
         try:
             # Same process, another thread: straight into the head's inbox (no pickle, no
             # socket); the recipient is this head (checked above).
-            self.head._bus.post_here(envelope, self.head._inbox)
+            self.head._bus.post(envelope, handover=True)
         except PolycephalyError as exc:  # QueueFull, RecipientUnavailable (head stopping), ...
             self._refuse(f'head {name!r} cannot take it: {exc}', envelope, topic)
             return

@@ -54,12 +54,13 @@ Writing a route: subclass :class:`RouteHead`, set :attr:`route`, and implement
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Iterable, Mapping
 
 from . import envelope as env
 from .errors import ConfigurationError, PolycephalyError, UnknownRecipient
 from .filters import FilterSet
-from .head import Process
+from .head import Process, _check_outgoing
 
 #: The subject of error frames and bounces.
 ERROR_SUBJECT = 'error'
@@ -90,6 +91,7 @@ class RouteHead(Process):
     #: The route name inbound envelopes carry (``envelope['route']``); a ``route`` kwarg
     #: given to add_process overrides it.
     route: str = 'external'
+    _thread_id: int | None = None  # the head's own thread, once it runs
 
     def __init__(self) -> None:
         super().__init__()
@@ -136,9 +138,23 @@ class RouteHead(Process):
             raise UnknownRecipient(
                 f'no head named {recipient!r} behind route {self.route!r} (heads: {known})')
         envelope[env.VIA] = self._name
-        self._bus.post(envelope)
+        self._bus.post(envelope, handover=True)  # freshly decoded: nothing else holds it
 
     # -- outbound, head thread -------------------------------------------------------
+    def _post(self, envelope: dict, timeout: float | None) -> None:
+        # What this head itself sends out over its route leaves at once, not via its inbox.
+        name = envelope['recipient']
+        directory = self._bus.directory
+        if name not in directory.addresses and threading.get_ident() == self._thread_id:
+            via = envelope.get(env.VIA)
+            if via not in directory.addresses:
+                via = directory.remote.get(name)
+            if via == self._name and envelope['subject'] != self._poison_pill:
+                _check_outgoing(envelope)
+                self._outbound(envelope)
+                return
+        super()._post(envelope, timeout)
+
     def _outbound(self, envelope: dict) -> None:
         out = {k: v for k, v in envelope.items() if k not in _HOP_HEADERS}
         try:
@@ -185,6 +201,7 @@ class RouteHead(Process):
                              envelope.get('body'))
 
     def _loop(self, after_birth: Callable[[], None] | None = None) -> None:
+        self._thread_id = threading.get_ident()
         self.open_transport()
         super()._loop(after_birth)
 

@@ -9,6 +9,7 @@ import time
 
 from polycephaly_ros import Process, message_filter
 from polycephaly_ros import rclpy_host
+from polycephaly_ros.routes.unix_socket import UnixSocketServerHead
 
 
 def note(head: Process, event: str) -> None:
@@ -168,3 +169,12 @@ class RouteEcho(Process):
     def ping(self, message: dict) -> None:
         self.reply(message, {'body': message['body'], 'route': message.get('route', 'internal'),
                              'via': message.get('via'), 'pid': os.getpid()})
+
+
+class ServingEcho(UnixSocketServerHead):
+    """Serve the Unix socket and answer 'ping' itself, in the thread that reads the socket."""
+
+    @message_filter(route='uds', subject='ping')
+    def ping(self, message: dict) -> None:
+        self.reply(message, {'body': message['body'], 'via': message.get('via'),
+                             'thread': threading.get_ident() == self._thread_id})

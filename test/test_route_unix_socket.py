@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from harness import Harness, ask, run_script, until
-from heads import RouteEcho
+from heads import RouteEcho, ServingEcho
 from polycephaly_ros import Process
 from polycephaly_ros.errors import ConfigurationError
 from polycephaly_ros.route import BOUNCED_BY
@@ -70,6 +70,29 @@ def test_raw_client_reaches_a_head_and_gets_its_reply(path: Path, mode: str) -> 
     assert inside['route'] == 'internal' and inside['via'] is None
     if mode == 'process':
         assert first['body']['pid'] == os.getpid()  # echo is a thread head; the route is not
+
+
+@pytest.mark.parametrize('mode', ['thread', 'process'])
+def test_a_server_head_answers_its_clients_itself(path: Path, mode: str) -> None:
+    def script(main: Process) -> Any:
+        client = RawClient(path)
+        try:
+            replies = []
+            for i in range(3):
+                client.send(recipient='server', subject='ping', sender='touch', body=i,
+                            threadid=f't-{i}', threadindex=1)
+                replies.append(client.recv())
+        finally:
+            client.close()
+        return replies
+
+    replies = run_script(script, [(ServingEcho, {'name': 'server', 'mode': mode,
+                                                 'path': str(path)})], ros=False).outcome
+    assert [r['body']['body'] for r in replies] == [0, 1, 2]
+    assert [(r['sender'], r['recipient'], r['threadid'], r['threadindex']) for r in replies] == \
+        [('server', 'touch', f't-{i}', 2) for i in range(3)]
+    assert all(r['body']['via'] == 'server' and r['body']['thread'] for r in replies)
+    assert 'via' not in replies[0] and 'route' not in replies[0]
 
 
 def test_socat_reaches_a_head(path: Path) -> None:

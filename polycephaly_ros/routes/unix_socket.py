@@ -35,7 +35,7 @@ import grp
 import itertools
 import logging
 import os
-import selectors
+import select
 import socket
 import stat
 import threading
@@ -59,6 +59,7 @@ MAX_FRAME = 1 << 20
 MAX_PENDING = 16 << 20
 _RECV = 1 << 16
 _WAKE = object()
+_ACCEPT = object()
 _UMASK_LOCK = threading.Lock()
 _log = logging.getLogger('polycephaly_ros.routes.unix_socket')
 
@@ -217,9 +218,10 @@ class UnixSocketServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(listener, selectors.EVENT_READ, None)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        self._epoll = select.epoll()
+        self._targets: dict[int, Any] = {}  # fd -> _ACCEPT, _WAKE or a _Conn
+        self._register(listener, _ACCEPT)
+        self._register(self._wake_r, _WAKE)
         self._stopping = False
         self._threaded = thread
         if thread:
@@ -301,7 +303,7 @@ class UnixSocketServer:
 
     def fileno(self) -> int:
         """Return the server's epoll descriptor: readable whenever pump() has work to do."""
-        return self._sel.fileno()
+        return self._epoll.fileno()
 
     def pump(self) -> None:
         """Do the I/O that is ready now, without waiting (thread=False servers, owner thread)."""
@@ -317,17 +319,26 @@ class UnixSocketServer:
         finally:
             self._close_all()
 
+    def _register(self, sock: socket.socket, target: Any) -> None:
+        fd = sock.fileno()
+        self._epoll.register(fd, select.EPOLLIN)
+        self._targets[fd] = target
+
     def _step(self, timeout: float | None) -> None:
-        for key, mask in self._sel.select(timeout):
-            if key.data is None:
+        targets = self._targets
+        for fd, events in self._epoll.poll(-1 if timeout is None else timeout):
+            target = targets.get(fd)
+            if target is None:  # closed by an earlier event of this round
+                continue
+            if target is _ACCEPT:
                 self._accept()
-            elif key.data is _WAKE:
+            elif target is _WAKE:
                 self._drain_wake()
             else:
-                if mask & selectors.EVENT_READ:
-                    self._read(key.data)
-                if mask & selectors.EVENT_WRITE:
-                    self._flush(key.data)
+                if events & ~select.EPOLLOUT:  # readable, hung up or failed: read tells which
+                    self._read(target)
+                if events & select.EPOLLOUT:
+                    self._flush(target)
         with self._lock:
             dirty, self._dirty = self._dirty, set()
         for conn in dirty:
@@ -353,7 +364,7 @@ class UnixSocketServer:
             conn = _Conn(next(self._ids), sock, self.max_frame)
             with self._lock:
                 self._conns[conn.id] = conn
-            self._sel.register(sock, selectors.EVENT_READ, conn)
+            self._register(sock, conn)
             _log.debug('%s: client %d connected', self.path, conn.id)
 
     def _read(self, conn: _Conn) -> None:
@@ -425,8 +436,8 @@ class UnixSocketServer:
             self._close(conn)
         elif pending != conn.writing:
             conn.writing = pending
-            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if pending else 0)
-            self._sel.modify(conn.sock, events, conn)
+            self._epoll.modify(conn.sock.fileno(),
+                               select.EPOLLIN | (select.EPOLLOUT if pending else 0))
 
     def _close(self, conn: _Conn) -> None:
         with self._lock:
@@ -438,7 +449,8 @@ class UnixSocketServer:
             for name in conn.names:
                 if self._names.get(name) == conn.id:
                     del self._names[name]
-        self._sel.unregister(conn.sock)
+        self._epoll.unregister(conn.sock.fileno())
+        del self._targets[conn.sock.fileno()]
         conn.sock.close()
         _log.debug('%s: client %d disconnected', self.path, conn.id)
 
@@ -449,7 +461,7 @@ class UnixSocketServer:
             except OSError:
                 pass
             self._close(conn)
-        self._sel.close()
+        self._epoll.close()
         self._listener.close()
         self._wake_r.close()
         self._wake_w.close()
