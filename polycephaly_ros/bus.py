@@ -98,13 +98,14 @@ class Bus:
         self._links_lock = threading.Lock()
 
     def post(self, envelope: dict, *, control: bool = False, timeout: float | None = None,
-             handover: bool = False) -> None:
+             handover: bool = False, handled: threading.Event | None = None) -> None:
         """Deliver envelope to its recipient's inbox, or raise saying why it cannot.
 
         The recipient gets a copy (pickled, as across processes, so a head behaves the same
         as a thread or a process). handover=True says that nothing else references envelope
         (one just decoded by a route or the ROS bridge): a head of this process then gets the
-        object itself, with no copy.
+        object itself, with no copy. handled, if given, is cleared now and set once a head of
+        this process has handled the envelope (see Inbox.push).
         """
         name = envelope['recipient']
         directory = self.directory
@@ -142,7 +143,7 @@ class Bus:
                 f'{wait:g} s; envelope {envelope.get("subject")!r} not sent'
             )
         if inbox is not None:
-            inbox.push(payload, 0 if control else _COUNTED)
+            inbox.push(payload, 0 if control else _COUNTED, handled)
             return
         try:
             self._write(address, _HEADER.pack(len(payload), 0 if control else _COUNTED) + payload,
@@ -262,6 +263,9 @@ class Inbox:
         #: (envelope or its pickle, counted) pushed by heads of this process; poll() takes them.
         self._local: deque[tuple[Any, int]] = deque()
         self._owner: int | None = None  # the thread that polls
+        self._handled: list[threading.Event] = []  # set by settle()
+        #: True while the owner waits for mail in poll() (a hint, read by push()).
+        self.idle = False
         self._epoll = select.epoll()
         self._watched: dict[int, tuple[Any, Callable[[Any], None]]] = {}
         listener.setblocking(False)
@@ -291,7 +295,10 @@ class Inbox:
             timeout = 0.0
         self._owner = threading.get_ident()
         watched = self._watched
-        for fd, _ in self._epoll.poll(timeout):
+        self.idle = timeout != 0.0
+        events = self._epoll.poll(timeout)
+        self.idle = False
+        for fd, _ in events:
             entry = watched.get(fd)
             if entry is not None:  # a callback may have unwatched it meanwhile
                 entry[1](entry[0])
@@ -312,15 +319,32 @@ class Inbox:
         except (BlockingIOError, OSError):
             pass
 
-    def push(self, envelope: dict | bytes, counted: int = _COUNTED) -> None:
+    def push(self, envelope: dict | bytes, counted: int = _COUNTED,
+             handled: threading.Event | None = None) -> None:
         """Queue an envelope (or its pickle) from any thread of this process.
 
         The caller took its queue slot when counted. The next poll() of the owning head
-        takes it in; this wakes that poll unless the owner itself is pushing.
+        takes it in; this wakes that poll unless the owner itself is pushing. handled, if
+        given, is set by the owner's next settle(), once it has handled what was queued, if
+        the owner is idle now (waiting for mail), else at once: a caller that waits on it
+        (bounded) lets an idle head answer before competing with it for the GIL again,
+        and never holds back a busy one.
         """
+        if handled is not None:
+            if self.idle:
+                handled.clear()
+                self._handled.append(handled)
+            else:
+                handled.set()
         self._local.append((envelope, counted))
         if threading.get_ident() != self._owner:
             self.wake()
+
+    def settle(self) -> None:
+        """Tell the pushers waiting on a handled event that their envelopes were handled."""
+        handled = self._handled
+        while handled:
+            handled.pop().set()
 
     def watch(self, fileobj: Any, callback: Callable[[Any], None]) -> None:
         """Call callback(fileobj) from poll() whenever fileobj (an fd or a socket) is readable."""

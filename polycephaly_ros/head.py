@@ -116,6 +116,7 @@ class Process:
         while True:
             found = inbox.take(answers)
             if found is not None:
+                inbox.settle()
                 return found
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._stopping:
@@ -159,6 +160,7 @@ class Process:
                     envelope.get('subject'), envelope.get('sender'), envelope.get('messageid'),
                     self.unmatched,
                 )
+        inbox.settle()
         return handled
 
     def add_filter(
