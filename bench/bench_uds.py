@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
 """Round trip over the Unix-socket route, beside a raw Unix-socket ping-pong, in the same run.
 
-Both sides serve the same newline-delimited JSON envelope (about 250 bytes) from another
+Every server answers the same newline-delimited JSON envelope (about 270 bytes) from another
 process, to a plain blocking-socket client in this process:
 
 * raw: a hand-written server reads a line, parses it with orjson, answers with the reply
   envelope (sender and recipient swapped, same thread, index + 1, new message id) and writes
   it back: the least any JSON-over-Unix-socket service does;
-* route: an application whose UnixSocketServerHead delivers the envelope to an echo head,
-  whose reply comes back through the route head (thread heads; then the route head as a
-  process head).
+* route, served by the answering head: a UnixSocketServerHead subclass whose own filter
+  answers (the raw server's shape: the thread that reads the socket answers);
+* route, echo head behind the route head: the route head delivers to another head (a thread,
+  then the route head as a process) whose reply comes back through it; and the same with
+  ``transport_thread=True``.
 
-Rounds are interleaved (raw, route, route-process, raw, ...) and the table reports the median
-of the per-round medians, p90 and the ratio to raw. Target: route <= 1.5 x raw.
+On a small VM a round trip costs ~8 µs when client and server share a CPU and ~60 µs when
+a wake-up has to cross CPUs, and without pinning the scheduler picks either, per process and
+for long stretches: that, not the code, decided earlier runs. So every path is measured
+pinned to one CPU (client and server on CPU 0), pinned to two (client on 0, server on 1) and
+unpinned, each beside the raw server in the same placement. Rounds are interleaved; the table
+reports the median of the per-round medians and p90. Target: route <= 1.5 x raw.
 
 Run: ./dev env -- python bench/bench_uds.py [--count N] [--rounds R]
 """
@@ -70,6 +76,20 @@ def raw_server(path: str, ready) -> None:
 
 
 # -- the route --------------------------------------------------------------------------------
+class Serve(UnixSocketServerHead):
+    """Serve the socket and answer every 'ping' in the same head."""
+
+    @polycephaly_ros.message_filter(route='uds', subject='ping')
+    def ping(self, message: dict) -> None:
+        self.reply(message, message['body'])
+
+
+def served_app(path: str) -> None:
+    app = polycephaly_ros.Application(ros=False, threads_timeout=5)
+    app.add_process(Serve, name='echo', path=path)
+    sys.exit(app.run())
+
+
 class Echo(polycephaly_ros.Process):
     """Answer every 'ping' from the socket with its body."""
 
@@ -126,6 +146,23 @@ def round_trips(sock: socket.socket, count: int) -> list[float]:
     return times
 
 
+def pin_tree(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of process pid and of its descendants to cpus."""
+    try:
+        tasks = os.listdir(f'/proc/{pid}/task')
+    except FileNotFoundError:
+        return
+    for tid in tasks:
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+            with open(f'/proc/{pid}/task/{tid}/children') as f:
+                children = f.read().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for child in children:
+            pin_tree(int(child), cpus)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--count', type=int, default=3000, help='round trips per round')
@@ -133,32 +170,44 @@ def main() -> None:
     args = parser.parse_args()
     ctx = mp.get_context('spawn')
     tmp = tempfile.mkdtemp(prefix='bench-uds-')
-    variants = {  # name: (socket file, route head mode, transport_thread)
-        'route: thread heads': ('rt', 'thread', False),
-        'route: route head as a process': ('rp', 'process', False),
-        'route: thread heads, transport_thread=True': ('rx', 'thread', True),
+    raw = 'raw socket ping-pong'
+    variants = {  # name: (socket file, app, args)
+        'route, served by the answering head': ('sv', served_app, ()),
+        'route, echo head behind the route head (threads)': ('rt', route_app, ('thread',)),
+        'route, echo head behind the route head (route head a process)':
+            ('rp', route_app, ('process',)),
+        'route, echo head behind the route head, transport_thread=True':
+            ('rx', route_app, ('thread', True)),
     }
-    paths = {'raw socket ping-pong': os.path.join(tmp, 'raw')}
+    paths = {raw: os.path.join(tmp, 'raw')}
     paths.update({name: os.path.join(tmp, v[0]) for name, v in variants.items()})
     ready = ctx.Event()
-    servers = [ctx.Process(target=raw_server, args=(paths['raw socket ping-pong'], ready),
-                           daemon=True)]
-    servers += [ctx.Process(target=route_app, args=(paths[name], mode, threaded))
-                for name, (_, mode, threaded) in variants.items()]
+    servers = [ctx.Process(target=raw_server, args=(paths[raw], ready), daemon=True)]
+    servers += [ctx.Process(target=target, args=(paths[name], *extra))
+                for name, (_, target, extra) in variants.items()]
     for p in servers:
         p.start()
     ready.wait(20)
     socks = {name: connect(path) for name, path in paths.items()}
-    p50s: dict[str, list[float]] = {name: [] for name in paths}
-    p90s: dict[str, list[float]] = {name: [] for name in paths}
+    every = set(range(os.cpu_count() or 1))
+    placements = {'one CPU': ({0}, {0}), 'unpinned': (every, every)}
+    if len(every) > 1:
+        placements['two CPUs'] = ({0}, {1})
+    p50s = {(where, name): [] for where in placements for name in paths}
+    p90s = {(where, name): [] for where in placements for name in paths}
     try:
         for sock in socks.values():
             round_trips(sock, 500)  # warm up
         for _ in range(args.rounds):
-            for name, sock in socks.items():
-                times = sorted(round_trips(sock, args.count))
-                p50s[name].append(times[len(times) // 2])
-                p90s[name].append(times[int(len(times) * 0.9)])
+            for where, (client_cpus, server_cpus) in placements.items():
+                os.sched_setaffinity(0, client_cpus)
+                for p in servers:
+                    pin_tree(p.pid, server_cpus)
+                for name, sock in socks.items():
+                    round_trips(sock, 200)  # settle in the new placement
+                    times = sorted(round_trips(sock, args.count))
+                    p50s[where, name].append(times[len(times) // 2])
+                    p90s[where, name].append(times[int(len(times) * 0.9)])
     finally:
         for sock in socks.values():
             sock.close()
@@ -168,15 +217,17 @@ def main() -> None:
         for p in servers:
             p.join(10)
         shutil.rmtree(tmp, ignore_errors=True)
-    raw = statistics.median(p50s['raw socket ping-pong'])
     print(f'\nUDS round trip, {len(LINE)}-byte JSON line, {args.rounds} rounds x {args.count} '
           f'(median of round medians), {os.cpu_count()} CPUs\n')
-    print('| path | round trip p50 | p90 | ratio to raw (p50) |')
-    print('|---|---|---|---|')
-    for name in paths:
-        p50 = statistics.median(p50s[name])
-        p90 = statistics.median(p90s[name])
-        print(f'| {name} | {p50 * 1e6:.0f} µs | {p90 * 1e6:.0f} µs | {p50 / raw:.2f} × |')
+    print('| placement | path | round trip p50 | p90 | ratio to raw (p50) |')
+    print('|---|---|---|---|---|')
+    for where in placements:
+        base = statistics.median(p50s[where, raw])
+        for name in paths:
+            p50 = statistics.median(p50s[where, name])
+            p90 = statistics.median(p90s[where, name])
+            print(f'| {where} | {name} | {p50 * 1e6:.0f} µs | {p90 * 1e6:.0f} µs | '
+                  f'{p50 / base:.2f} × |')
     print('\nTarget: route <= 1.5 x raw.')
 
 

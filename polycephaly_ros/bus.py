@@ -352,6 +352,11 @@ class Inbox:
         self._epoll.register(fd, select.EPOLLIN)
         self._watched[fd] = (fileobj, callback)
 
+    def set_writable(self, fileobj: Any, writable: bool) -> None:
+        """Also call fileobj's callback whenever it is writable (or no longer, when False)."""
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        self._epoll.modify(fd, select.EPOLLIN | (select.EPOLLOUT if writable else 0))
+
     def unwatch(self, fileobj: Any) -> None:
         """Stop watching fileobj."""
         fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()

@@ -15,6 +15,9 @@ _FILTERS_ATTR = '_polycephaly_filters'
 
 def _compile(header: str, criterion: Any) -> Callable[[Any], bool]:
     """Return a test of one header value against one criterion."""
+    if isinstance(criterion, str) and re.escape(criterion) == criterion:
+        literal = criterion  # no metacharacters: a full match is equality, and cheaper
+        return lambda v: (v if isinstance(v, str) else str(v)) == literal
     if isinstance(criterion, str):
         try:
             criterion = re.compile(criterion)

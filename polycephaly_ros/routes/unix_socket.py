@@ -23,9 +23,11 @@ background thread (client ids are ints from 1, never reused by a server); if it 
 client gets an error frame (``not delivered: ...``: the message of a PolycephalyError, else
 ``internal error``, logged with its traceback). ``send()`` may be called from any thread; it
 writes straight to the client's socket when nothing is pending for it, and leaves the rest to
-the server's loop. ``start(thread=False)`` runs no thread: the owner watches ``fileno()`` (the
-server's epoll descriptor, readable whenever there is I/O to do) in its own selector and calls
-``pump()``; a head's inbox does exactly that (see UnixSocketServerHead).
+the server's loop. ``start(poller=...)`` runs no thread: the server's sockets are watched by
+the given poller, whose owner thread then runs the server between its own work; a head's
+:class:`~polycephaly_ros.bus.Inbox` is such a poller (see UnixSocketServerHead). A poller has
+``watch(sock, callback)`` (call ``callback(sock)`` whenever sock is readable),
+``set_writable(sock, on)`` (also when writable) and ``unwatch(sock)``.
 """
 
 from __future__ import annotations
@@ -58,8 +60,6 @@ MAX_FRAME = 1 << 20
 #: Most bytes that may wait to be written to one connection before sends to it are refused.
 MAX_PENDING = 16 << 20
 _RECV = 1 << 16
-_WAKE = object()
-_ACCEPT = object()
 _UMASK_LOCK = threading.Lock()
 _log = logging.getLogger('polycephaly_ros.routes.unix_socket')
 
@@ -147,6 +147,37 @@ def _claim(path: str) -> None:
     raise ConfigurationError(f'another server is listening on {path}')
 
 
+class _Epoll:
+    """The poller of a server that runs its own thread (the interface a head's Inbox has)."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._watched: dict[int, tuple[socket.socket, Callable[[socket.socket], None]]] = {}
+
+    def watch(self, sock: socket.socket, callback: Callable[[socket.socket], None]) -> None:
+        fd = sock.fileno()
+        self._epoll.register(fd, select.EPOLLIN)
+        self._watched[fd] = (sock, callback)
+
+    def set_writable(self, sock: socket.socket, writable: bool) -> None:
+        self._epoll.modify(sock.fileno(), select.EPOLLIN | (select.EPOLLOUT if writable else 0))
+
+    def unwatch(self, sock: socket.socket) -> None:
+        fd = sock.fileno()
+        self._epoll.unregister(fd)
+        del self._watched[fd]
+
+    def run_once(self) -> None:
+        """Wait for events and call back for each."""
+        for fd, _ in self._epoll.poll():
+            entry = self._watched.get(fd)
+            if entry is not None:  # unwatched by an earlier callback of this round
+                entry[1](entry[0])
+
+    def close(self) -> None:
+        self._epoll.close()
+
+
 class UnixSocketServer:
     """Serve newline-delimited JSON envelopes on a Unix socket, from one background thread."""
 
@@ -183,11 +214,11 @@ class UnixSocketServer:
         self._inode: tuple[int, int] | None = None
 
     # -- public API, any thread ------------------------------------------------------
-    def start(self, *, thread: bool = True) -> None:
+    def start(self, *, poller: Any = None) -> None:
         """Create the socket file and start serving in a background thread.
 
-        With thread=False no thread is started: the calling thread owns the server and calls
-        pump() whenever fileno() is readable, and stop() from that same thread.
+        With a poller no thread is started: the poller's owner thread runs the server (see
+        the module documentation) and calls stop() itself.
         """
         if self._thread is not None:
             raise RuntimeError(f'the server on {self.path} is already running')
@@ -218,13 +249,12 @@ class UnixSocketServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._epoll = select.epoll()
-        self._targets: dict[int, Any] = {}  # fd -> _ACCEPT, _WAKE or a _Conn
-        self._register(listener, _ACCEPT)
-        self._register(self._wake_r, _WAKE)
+        self._threaded = poller is None
+        self._poller = _Epoll() if poller is None else poller
+        self._poller.watch(listener, self._accept)
+        self._poller.watch(self._wake_r, self._on_wake)
         self._stopping = False
-        self._threaded = thread
-        if thread:
+        if self._threaded:
             self._thread = threading.Thread(
                 target=self._run, name=f'uds-server:{self.path}', daemon=True
             )
@@ -276,13 +306,11 @@ class UnixSocketServer:
                     return
             conn.out += memoryview(data)[sent:]
             self._dirty.add(conn)
-        if not self._threaded or threading.current_thread() is not self._thread:
-            self._wake()
+        self._wake()  # the loop writes the rest once the socket takes it
 
     def send_to_name(self, name: str, envelope: dict[str, Any]) -> None:
         """Queue an envelope to the client that last sent as name."""
-        with self._lock:
-            client_id = self._names.get(name.lower())
+        client_id = self._names.get(name.lower())  # (a dict read needs no lock)
         if client_id is None:
             raise UnknownRecipient(f'no client of {self.path} has sent as {name!r}')
         self.send(client_id, envelope)
@@ -301,57 +329,33 @@ class UnixSocketServer:
         except (BlockingIOError, OSError):
             pass  # a wake-up is already pending, or the server is closing
 
-    def fileno(self) -> int:
-        """Return the server's epoll descriptor: readable whenever pump() has work to do."""
-        return self._epoll.fileno()
-
-    def pump(self) -> None:
-        """Do the I/O that is ready now, without waiting (thread=False servers, owner thread)."""
-        if not self._stopping:
-            self._step(0)
-
     def _run(self) -> None:
         try:
             while not self._stopping:
-                self._step(None)
+                self._poller.run_once()
         except Exception:
             _log.exception('the server loop on %s failed', self.path)
         finally:
             self._close_all()
 
-    def _register(self, sock: socket.socket, target: Any) -> None:
-        fd = sock.fileno()
-        self._epoll.register(fd, select.EPOLLIN)
-        self._targets[fd] = target
-
-    def _step(self, timeout: float | None) -> None:
-        targets = self._targets
-        for fd, events in self._epoll.poll(-1 if timeout is None else timeout):
-            target = targets.get(fd)
-            if target is None:  # closed by an earlier event of this round
-                continue
-            if target is _ACCEPT:
-                self._accept()
-            elif target is _WAKE:
-                self._drain_wake()
-            else:
-                if events & ~select.EPOLLOUT:  # readable, hung up or failed: read tells which
-                    self._read(target)
-                if events & select.EPOLLOUT:
-                    self._flush(target)
-        with self._lock:
-            dirty, self._dirty = self._dirty, set()
-        for conn in dirty:
-            self._flush(conn)
-
-    def _drain_wake(self) -> None:
+    def _on_wake(self, _sock: socket.socket) -> None:
         try:
             while self._wake_r.recv(4096):
                 pass
         except BlockingIOError:
             pass
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+        for conn in dirty:
+            self._flush(conn)
 
-    def _accept(self) -> None:
+    def _on_conn(self, conn: _Conn) -> None:
+        """Read what the client sent, then write what waits for it (readable or writable)."""
+        self._read(conn)
+        if conn.out and not conn.closed:
+            self._flush(conn)
+
+    def _accept(self, _sock: socket.socket) -> None:
         while True:
             try:
                 sock, _ = self._listener.accept()
@@ -364,7 +368,7 @@ class UnixSocketServer:
             conn = _Conn(next(self._ids), sock, self.max_frame)
             with self._lock:
                 self._conns[conn.id] = conn
-            self._register(sock, conn)
+            self._poller.watch(sock, lambda _sock, conn=conn: self._on_conn(conn))
             _log.debug('%s: client %d connected', self.path, conn.id)
 
     def _read(self, conn: _Conn) -> None:
@@ -379,7 +383,13 @@ class UnixSocketServer:
         if not data:
             self._close(conn)
             return
-        for line in conn.lines.feed(data):
+        lines = conn.lines
+        end = len(data) - 1
+        if (data[:1] == b'{' and data.find(b'\n') == end and end <= self.max_frame
+                and not lines.buf and not lines.skipping):
+            self._deliver(conn, data[:end])  # the usual case: exactly one whole frame
+            return
+        for line in lines.feed(data):
             if line is None:
                 self._reject(conn, f'frame longer than {self.max_frame} bytes', None)
             else:
@@ -397,9 +407,11 @@ class UnixSocketServer:
             return
         sender = envelope.get('sender')
         if isinstance(sender, str) and sender:
-            with self._lock:
-                self._names[sender.lower()] = conn.id
-                conn.names.add(sender.lower())
+            name = sender.lower()
+            if self._names.get(name) != conn.id:  # (a dict read needs no lock)
+                with self._lock:
+                    self._names[name] = conn.id
+                    conn.names.add(name)
         try:
             self._on_envelope(envelope, conn.id)
         except PolycephalyError as exc:
@@ -436,8 +448,7 @@ class UnixSocketServer:
             self._close(conn)
         elif pending != conn.writing:
             conn.writing = pending
-            self._epoll.modify(conn.sock.fileno(),
-                               select.EPOLLIN | (select.EPOLLOUT if pending else 0))
+            self._poller.set_writable(conn.sock, pending)
 
     def _close(self, conn: _Conn) -> None:
         with self._lock:
@@ -449,8 +460,7 @@ class UnixSocketServer:
             for name in conn.names:
                 if self._names.get(name) == conn.id:
                     del self._names[name]
-        self._epoll.unregister(conn.sock.fileno())
-        del self._targets[conn.sock.fileno()]
+        self._poller.unwatch(conn.sock)
         conn.sock.close()
         _log.debug('%s: client %d disconnected', self.path, conn.id)
 
@@ -461,7 +471,10 @@ class UnixSocketServer:
             except OSError:
                 pass
             self._close(conn)
-        self._epoll.close()
+        self._poller.unwatch(self._listener)
+        self._poller.unwatch(self._wake_r)
+        if self._threaded:
+            self._poller.close()
         self._listener.close()
         self._wake_r.close()
         self._wake_w.close()
@@ -700,14 +713,9 @@ class UnixSocketServerHead(RouteHead):
             _check_path(type(self), kw), self._on_frame, route=self.route,
             mode=kw.get('socket_mode', 0o600), group=kw.get('group'),
             max_frame=kw.get('max_frame', MAX_FRAME), poison_pill=self._poison_pill)
-        if kw.get('transport_thread', False):
-            self.server.start()
-            return
-        # No thread of its own: the server's epoll descriptor is watched by this head's inbox,
-        # so its I/O runs in the head's thread, one thread hop fewer each way.
-        self.server.start(thread=False)
-        self._watched = self.server.fileno()
-        self._inbox.watch(self._watched, lambda _fd: self.server.pump())
+        # By default no thread of its own: the server's sockets are watched by this head's
+        # inbox, so its I/O runs in the head's thread, one thread hop fewer each way.
+        self.server.start(poller=None if kw.get('transport_thread', False) else self._inbox)
 
     def _on_frame(self, envelope: dict[str, Any], client_id: int) -> None:
         self.deliver(envelope)  # a PolycephalyError becomes an error frame to that client
@@ -718,10 +726,6 @@ class UnixSocketServerHead(RouteHead):
     def close_transport(self) -> None:
         server = getattr(self, 'server', None)
         if server is not None:
-            watched = getattr(self, '_watched', None)
-            if watched is not None:
-                self._watched = None
-                self._inbox.unwatch(watched)
             server.stop()
 
 
