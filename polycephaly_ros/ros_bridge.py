@@ -20,17 +20,19 @@ thread id and thread index are kept, so ``wait_for_reply`` works across the grap
 see it on route ``"ros"``: ``add_filter(cb, route='ros', ...)`` or ``route=None`` for any.
 
 Sending to a recipient that is no head of the application (and names no route head in a
-``via`` header) publishes the typed envelope on ``<ns>/polycephaly/<recipient>/inbox``. A
+``via`` header) publishes the typed envelope on ``<ns>/polycephaly/<recipient>/inbox``, or,
+when the recipient subscribes only to ``<ns>/polycephaly/<recipient>/inbox_json`` (a client
+that cannot build our message type), the JSON text there. A
 reply to a plain ROS node therefore goes to the inbox named by its ``sender``, and two
 applications sharing a namespace (say a system service and a touchscreen client, in separate
 processes or on separate machines) talk by head name, replies included. Head names must
 therefore be unique among the applications of one namespace.
 
 A send waits at most the application's ``send_timeout`` for a subscriber of the recipient's
-inbox topic to be matched (the publisher's *matched* event, re-checked with
+inbox topics to be matched (the publishers' *matched* events, re-checked with
 ``get_subscription_count()``); without one it raises :class:`Unreachable` (both a
 :class:`RecipientUnavailable` and an :class:`UnknownRecipient`) naming the topic, instead of
-publishing into the void. One publisher per recipient is kept.
+publishing into the void. One publisher per recipient is kept (two for JSON-only ones).
 
 QoS of the inbox topics: RELIABLE, KEEP_ALL, VOLATILE
 -----------------------------------------------------
@@ -129,41 +131,57 @@ def _incompatible(kind: str, topic: str) -> Any:
 
 
 class _Link:
-    """One publisher to one outside inbox topic, with its matched event."""
+    """The publishers to one outside name's inbox topics: typed, and JSON once it is needed."""
 
-    __slots__ = ('publisher', 'matched', 'topic')
+    __slots__ = ('node', 'publisher', 'json_publisher', 'matched', 'topic', 'json_topic', 'lock')
 
     def __init__(self, node: Any, name: str) -> None:
+        self.node = node
+        self.matched = threading.Event()
+        self.lock = threading.Lock()
+        self.publisher = self._create(convert._envelope_type(), inbox_topic(name))
+        self.topic = self.publisher.topic_name  # fully resolved, for messages
+        self.json_publisher: Any = None
+        self.json_topic = node.resolve_topic_name(inbox_json_topic(name))
+
+    def _create(self, kind: type, topic: str) -> Any:
         from rclpy.event_handler import PublisherEventCallbacks
 
-        self.matched = threading.Event()
-        self.topic = inbox_topic(name)
         events = PublisherEventCallbacks(
             matched=self._on_matched,
-            incompatible_qos=_incompatible('publisher of', self.topic))
-        self.publisher = node.create_publisher(convert._envelope_type(), self.topic, inbox_qos(),
-                                               event_callbacks=events)
-        self.topic = self.publisher.topic_name  # fully resolved, for messages
+            incompatible_qos=_incompatible('publisher of', self.node.resolve_topic_name(topic)))
+        return self.node.create_publisher(kind, topic, inbox_qos(), event_callbacks=events)
 
     def _on_matched(self, info: Any) -> None:
         if info.current_count > 0:
             self.matched.set()
-        else:
-            self.matched.clear()
 
-    def wait_matched(self, deadline: float) -> bool:
-        """Wait until a subscriber is matched (or deadline, time.monotonic()); tell whether it is.
+    def ready(self, deadline: float) -> Any:
+        """Return the publisher to use, once the name has a subscriber (None at deadline).
 
-        get_subscription_count() is asked again every 50 ms, so this also works when called
-        from the executor thread itself (whose matched callback cannot run meanwhile).
+        The typed inbox is preferred; a name with only a JSON inbox subscriber (a client that
+        cannot build our message type) gets the JSON one. Counts are asked again every 50 ms,
+        so this also works when called from the executor thread itself (whose matched
+        callbacks cannot run meanwhile).
         """
-        count = self.publisher.get_subscription_count
-        while count() == 0:
+        from std_msgs.msg import String
+
+        while True:
+            self.matched.clear()
+            if self.publisher.get_subscription_count():
+                return self.publisher
+            if self.json_publisher is not None:
+                if self.json_publisher.get_subscription_count():
+                    return self.json_publisher
+            elif self.node.count_subscribers(self.json_topic):
+                with self.lock:
+                    if self.json_publisher is None:
+                        self.json_publisher = self._create(String, self.json_topic)
+                continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return False
+                return None
             self.matched.wait(min(remaining, 0.05))
-        return True
 
 
 class RosOutbox:
@@ -203,15 +221,18 @@ class RosOutbox:
         msg = convert.to_message(envelope)  # a body that is not JSON-able fails here
         link = self._link(name)
         deadline = time.monotonic() + timeout
-        if not link.wait_matched(deadline):
+        publisher = link.ready(deadline)
+        if publisher is None:
             heads = ', '.join(sorted(self._bus.directory.addresses))
             raise Unreachable(
                 f'no head named {name!r} in this application (heads: {heads}), and no subscriber '
-                f'of ROS topic {link.topic} appeared within {timeout:g} s; envelope '
-                f'{envelope.get("subject")!r} not sent')
+                f'of ROS topic {link.topic} (or {link.json_topic}) appeared within {timeout:g} s; '
+                f'envelope {envelope.get("subject")!r} not sent')
+        if publisher is not link.publisher:
+            msg = convert.to_json_string(envelope)
         while True:
             try:
-                link.publisher.publish(msg)
+                publisher.publish(msg)
                 self.sent += 1
                 return
             except _rclpy.RCLError as exc:  # KEEP_ALL history full: publish() blocked, gave up

@@ -3,9 +3,12 @@
 It uses our message type (``polycephaly_ros.msg.Envelope``) and nothing else of
 polycephaly_ros: it shows what any ROS node has to do to take part.
 
-Run as ``python ros_peer.py --name NAME [--namespace NS]``. It subscribes to its own inbox,
-``polycephaly/NAME/inbox`` (typed), and prints every envelope received there as one JSON
-line ``{"event": "received", ...fields..., "body": ..., "headers": {...}}`` on stdout. It reads
+Run as ``python ros_peer.py --name NAME [--namespace NS] [--inbox typed|json]``. It subscribes
+to its own inbox, ``polycephaly/NAME/inbox`` (typed), and prints every envelope received there
+as one JSON line ``{"event": "received", ...fields..., "body": ..., "headers": {...}}`` on
+stdout; with ``--inbox json`` it subscribes to ``polycephaly/NAME/inbox_json`` (String) only,
+as a client that cannot build our message type, and prints ``{"event": "received",
+...the envelope's headers...}``. It reads
 commands, one JSON object a line, from stdin:
 
 * ``{"cmd": "send", "to": HEAD, "mode": "typed", "envelope": {...}}`` publishes a typed
@@ -55,6 +58,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument('--name', required=True)
     parser.add_argument('--namespace', default='')
+    parser.add_argument('--inbox', choices=('typed', 'json'), default='typed')
     options = parser.parse_args(argv)
     assert os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE') == 'LOCALHOST', 'keep DDS on loopback'
 
@@ -78,7 +82,14 @@ def main(argv: list[str]) -> int:
         record['headers'] = json.loads(msg.headers_json) if msg.headers_json else {}
         emit(record)
 
-    node.create_subscription(Envelope, f'polycephaly/{options.name}/inbox', on_inbox, qos)
+    def on_json_inbox(msg: String) -> None:
+        emit({'event': 'received', **json.loads(msg.data)})
+
+    if options.inbox == 'typed':
+        node.create_subscription(Envelope, f'polycephaly/{options.name}/inbox', on_inbox, qos)
+    else:
+        node.create_subscription(String, f'polycephaly/{options.name}/inbox_json', on_json_inbox,
+                                 qos)
     publishers: dict = {}
 
     def publisher(kind: type, topic: str):
@@ -166,14 +177,14 @@ def main(argv: list[str]) -> int:
 class PeerProcess:
     """The tests' handle on a ros_peer.py subprocess: send commands, read its events."""
 
-    def __init__(self, name: str, namespace: str = '') -> None:
+    def __init__(self, name: str, namespace: str = '', inbox: str = 'typed') -> None:
         self.name = name
         self.events: list[dict] = []
         self.lines: list[str] = []
         self._partial = ''
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, 'ros_peer.py'), '--name', name,
-             '--namespace', namespace],
+             '--namespace', namespace, '--inbox', inbox],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONUNBUFFERED='1', ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST'))
         self._selector = selectors.DefaultSelector()

@@ -55,6 +55,24 @@ def test_plain_ros_peer_sends_json_on_the_string_topic():
     assert reply['sender'] == 'main'
 
 
+def test_a_json_only_client_gets_its_replies_on_its_json_inbox():
+    def script(main):
+        got = []
+        main.add_filter(got.append, route='ros', subject='hello')
+        with PeerProcess('textonly', '/robot', inbox='json') as peer:
+            peer.command(cmd='send', to='main', mode='json',
+                         envelope={'subject': 'hello', 'body': 'hi', 'threadid': 'text-1',
+                                   'colour': 'blue'})
+            arrived = until(main, lambda: got)
+            main.reply(arrived[0], {'seen': arrived[0]['body']})
+            return peer.received(lambda e: e['threadid'] == 'text-1')
+
+    reply = run_script(script, namespace='/robot').outcome
+    assert (reply['sender'], reply['recipient'], reply['subject']) == ('main', 'textonly', 'reply')
+    assert reply['body'] == {'seen': 'hi'} and reply['threadindex'] == 2
+    assert reply['colour'] == 'blue'  # extra headers echoed, at the top level as on the way in
+
+
 class _App:
     """A second application (test/ros_app.py) in a subprocess."""
 
