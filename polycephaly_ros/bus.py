@@ -35,7 +35,7 @@ from .errors import NotSerializable, QueueFull, RecipientUnavailable, UnknownRec
 
 _HEADER = struct.Struct('!IB')
 _COUNTED = 1
-_RECV = 1 << 16  # under glibc's mmap threshold: a bigger recv buffer costs mmap+munmap per read
+_RECV = 1 << 18  # bytes read at once from one sender
 _log = logging.getLogger('polycephaly_ros.bus')
 
 
@@ -260,6 +260,8 @@ class Inbox:
         self._heap: list[tuple[Any, int, int, dict]] = []
         self._seq = itertools.count()
         self._buffers: dict[int, bytes] = {}
+        self._recv_buffer = bytearray(_RECV)
+        self._recv_view = memoryview(self._recv_buffer)
         #: (envelope or its pickle, counted) pushed by heads of this process; poll() takes them.
         self._local: deque[tuple[Any, int]] = deque()
         self._owner: int | None = None  # the thread that polls
@@ -430,11 +432,14 @@ class Inbox:
     def _read(self, conn: socket.socket) -> None:
         fd = conn.fileno()
         try:
-            data = conn.recv(_RECV)
+            # Into one reused buffer: a fresh 256 KiB bytes per recv() would cost an mmap and
+            # an munmap (glibc's threshold) for every small envelope.
+            size = conn.recv_into(self._recv_buffer)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            data = b''
+            size = 0
+        data = self._recv_view[:size].tobytes()
         if not data:
             if self._buffers[fd]:
                 _log.warning('a sender closed its connection in the middle of an envelope '
