@@ -6,7 +6,9 @@ processes. A sender takes a slot (waiting at most its send timeout, then
 :class:`QueueFull`), pickles the envelope and writes one frame to a connection it keeps to
 that inbox; the inbox's owner gives the slot back when it takes the envelope out of its
 queue. Heads therefore send to each other directly, in any number of processes, and
-nothing is dropped silently: a send either returns or raises.
+nothing is dropped silently: a send either returns or raises. To a head of the sender's own
+process the pickle is queued directly (:meth:`Inbox.push`), with no socket in between; the
+recipient still gets a copy, so a head behaves the same as a thread or as a process.
 
 A frame is a 5-byte header (``!IB``: payload length, flags) and a pickle. Pickle is
 only ever read from these sockets, which only the application's own user can reach;
