@@ -275,10 +275,8 @@ class Inbox:
         listener.setblocking(False)
         self._listener = listener
         self.watch(listener, self._accept)
-        self._waker_r, self._waker_w = socket.socketpair()
-        self._waker_r.setblocking(False)
-        self._waker_w.setblocking(False)
-        self.watch(self._waker_r, self._drain_waker)
+        self._waker = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.watch(self._waker, self._drain_waker)
 
     def __len__(self) -> int:
         return len(self._heap) if self._priority else len(self._fifo)
@@ -319,8 +317,8 @@ class Inbox:
     def wake(self) -> None:
         """Make a pending or the next poll() return at once."""
         try:
-            self._waker_w.send(b'\0')
-        except (BlockingIOError, OSError):
+            os.eventfd_write(self._waker, 1)
+        except OSError:  # closed: the head is gone
             pass
 
     def push(self, envelope: dict | bytes, counted: int = _COUNTED,
@@ -422,12 +420,9 @@ class Inbox:
             self.watch(conn, self._read)
             self._read(conn)  # what the sender wrote before we accepted
 
-    def _drain_waker(self, waker: socket.socket) -> None:
-        # One read: wake-ups are single bytes, so it takes them all but in a flood, and then
-        # the poller, level-triggered, reports the rest at once. (A second read only to see
-        # EAGAIN would give the GIL away once more, to an executor thread hungry for it.)
+    def _drain_waker(self, waker: int) -> None:
         try:
-            waker.recv(4096)
+            os.eventfd_read(waker)  # takes every wake-up counted so far
         except (BlockingIOError, InterruptedError):
             pass
 
@@ -492,5 +487,4 @@ class Inbox:
                 fileobj.close()
         self._watched.clear()
         self._epoll.close()
-        self._waker_r.close()
-        self._waker_w.close()
+        os.close(self._waker)
