@@ -156,7 +156,9 @@ class RouteHead(Process):
         super()._post(envelope, timeout)
 
     def _outbound(self, envelope: dict) -> None:
-        out = {k: v for k, v in envelope.items() if k not in _HOP_HEADERS}
+        out = dict(envelope)
+        for header in _HOP_HEADERS:
+            out.pop(header, None)
         try:
             self.transmit(out)
         except PolycephalyError as exc:
