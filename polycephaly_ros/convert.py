@@ -61,10 +61,16 @@ _UINT32_MAX = 2**32 - 1
 _INT32 = (-2**31, 2**31 - 1)
 
 
-def _envelope_type() -> type:
-    from polycephaly_ros.msg import Envelope
+_ENVELOPE: type | None = None
 
-    return Envelope
+
+def _envelope_type() -> type:
+    global _ENVELOPE
+    if _ENVELOPE is None:  # imported on first use: the package imports without a build
+        from polycephaly_ros.msg import Envelope
+
+        _ENVELOPE = Envelope
+    return _ENVELOPE
 
 
 # -- envelope -> message ------------------------------------------------------------------
@@ -89,32 +95,27 @@ def _json(envelope: Mapping[str, Any], header: str, value: Any) -> str:
 
 def to_message(envelope: Mapping[str, Any]) -> Any:
     """Return envelope as a polycephaly_ros/msg/Envelope, or raise EnvelopeError/NotSerializable."""
-    msg = _envelope_type()()
-    msg.messageid = _text(envelope, 'messageid')
-    msg.threadid = _text(envelope, 'threadid')
-    msg.sender = _text(envelope, 'sender')
-    msg.recipient = _text(envelope, 'recipient')
-    msg.subject = _text(envelope, 'subject')
-    msg.route = _text(envelope, 'route')
     index = envelope.get('threadindex', 1)
     if isinstance(index, bool) or not isinstance(index, int) or not 1 <= index <= _UINT32_MAX:
         raise EnvelopeError(f"header 'threadindex' must be an integer in 1..{_UINT32_MAX}, "
                             f'not {index!r}')
-    msg.threadindex = index
     stamp = envelope.get('time', 0.0)
     if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
         raise EnvelopeError(f"header 'time' must be a number, not {stamp!r}")
-    msg.time = float(stamp)
     extra = {k: v for k, v in envelope.items() if k not in TYPED_HEADERS}
     priority = envelope.get('priority', 0)
-    if isinstance(priority, int) and not isinstance(priority, bool) and \
-            _INT32[0] <= priority <= _INT32[1]:
-        msg.priority = priority
-    else:  # e.g. 0.5: keep it exact in the JSON headers
-        extra['priority'] = priority
-    msg.body_json = _json(envelope, 'body', envelope.get('body'))
-    msg.headers_json = _json(envelope, 'headers', extra) if extra else '{}'
-    return msg
+    if not (isinstance(priority, int) and not isinstance(priority, bool)
+            and _INT32[0] <= priority <= _INT32[1]):
+        extra['priority'] = priority  # e.g. 0.5: keep it exact in the JSON headers
+        priority = 0
+    # One constructor call: each field set once (a generated setter per field is not free).
+    return _envelope_type()(
+        messageid=_text(envelope, 'messageid'), threadid=_text(envelope, 'threadid'),
+        sender=_text(envelope, 'sender'), recipient=_text(envelope, 'recipient'),
+        subject=_text(envelope, 'subject'), route=_text(envelope, 'route'),
+        threadindex=index, time=float(stamp), priority=priority,
+        body_json=_json(envelope, 'body', envelope.get('body')),
+        headers_json=_json(envelope, 'headers', extra) if extra else '{}')
 
 
 # -- message -> envelope ------------------------------------------------------------------
