@@ -106,8 +106,9 @@ class Bus:
         The recipient gets a copy (pickled, as across processes, so a head behaves the same
         as a thread or a process). handover=True says that nothing else references envelope
         (one just decoded by a route or the ROS bridge): a head of this process then gets the
-        object itself, with no copy. handled, if given, is cleared now and set once a head of
-        this process has handled the envelope (see Inbox.push).
+        object itself, with no copy. handled, if given, is set once the recipient, a head of
+        this process, has handled the envelope, or at once when it is busy or elsewhere (see
+        Inbox.push).
         """
         name = envelope['recipient']
         directory = self.directory
@@ -147,6 +148,8 @@ class Bus:
         if inbox is not None:
             inbox.push(payload, 0 if control else _COUNTED, handled)
             return
+        if handled is not None:
+            handled.set()  # another process: nothing to wait for here
         try:
             self._write(address, _HEADER.pack(len(payload), 0 if control else _COUNTED) + payload,
                         max(wait, 1.0))
