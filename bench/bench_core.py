@@ -20,6 +20,7 @@ import sys
 import time
 
 import polycephaly_ros
+from placement import pin
 
 PAYLOAD = {'sender': 'hello', 'recipient': 'main', 'subject': 'salutation', 'body': 'Hello, World!',
            'messageid': '9da03bcf-af3d-49ad-a9d4-17617c974de6',
@@ -27,25 +28,16 @@ PAYLOAD = {'sender': 'hello', 'recipient': 'main', 'subject': 'salutation', 'bod
            'time': 123456789.0, 'args': ('Arg1', 'Arg2'), 'kwargs': {'abc': 123, 'xyz': 789}}
 
 
-def pin(cpus: set[int]) -> None:
-    """Pin every thread of this process to cpus."""
-    for tid in os.listdir('/proc/self/task'):
-        try:
-            os.sched_setaffinity(int(tid), cpus)
-        except ProcessLookupError:
-            pass  # a thread that just ended
-
-
 # -- raw baseline -------------------------------------------------------------------------
 def _raw_sink(conn, count: int, cpus: set[int]) -> None:
-    pin(cpus)
+    pin(os.getpid(), cpus)
     for _ in range(count):
         conn.recv()
     conn.send('done')
 
 
 def _raw_echo(conn, count: int, cpus: set[int]) -> None:
-    pin(cpus)
+    pin(os.getpid(), cpus)
     for _ in range(count):
         conn.send(conn.recv())
 
@@ -86,7 +78,7 @@ class Sink(polycephaly_ros.Process):
     """Count envelopes; answer the last one."""
 
     def birth(self) -> None:
-        pin(self.kwargs['cpus'])
+        pin(os.getpid(), self.kwargs['cpus'])
         self.seen = 0
         self.add_filter(self.count, subject='load')
         self.add_filter(self.echo, subject='ping')
@@ -104,7 +96,7 @@ class Source(polycephaly_ros.Process):
     """Run the measurements against the sink, report to main, then stop."""
 
     def birth(self) -> None:
-        pin(self.kwargs['cpus'])
+        pin(os.getpid(), self.kwargs['cpus'])
 
     def life(self) -> None:
         count, pings = self.kwargs['count'], self.kwargs['pings']

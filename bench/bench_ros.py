@@ -37,6 +37,8 @@ import threading
 import time
 import uuid
 
+from placement import pin
+
 HEADERS = json.dumps({'args': ['Arg1', 'Arg2'], 'kwargs': {'abc': 123, 'xyz': 789}})
 NS = '/bench'
 
@@ -235,15 +237,6 @@ def _start(args: list[str]) -> subprocess.Popen:
     return proc
 
 
-def _pin(pid: int, cpus: set[int]) -> None:
-    """Pin every thread of process pid to cpus."""
-    for tid in os.listdir(f'/proc/{pid}/task'):
-        try:
-            os.sched_setaffinity(int(tid), cpus)
-        except ProcessLookupError:
-            pass  # a thread that just ended
-
-
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
@@ -278,9 +271,9 @@ def main() -> int:
             pinger.wait_matched(path)
         for _ in range(options.runs):
             for where, (mine, theirs) in placements.items():
-                _pin(os.getpid(), mine)
+                pin(os.getpid(), mine)
                 for proc in (ponger, app):
-                    _pin(proc.pid, theirs)
+                    pin(proc.pid, theirs)
                 for path in ('raw', 'bridge'):  # interleaved, so both see the same machine state
                     times = pinger.round_trips(path, options.pings)
                     results[where, path]['p50'].append(_pct(times, 0.5))

@@ -37,6 +37,7 @@ import tempfile
 import time
 
 import orjson
+from placement import pin
 
 import polycephaly_ros
 from polycephaly_ros.envelope import new_id
@@ -146,23 +147,6 @@ def round_trips(sock: socket.socket, count: int) -> list[float]:
     return times
 
 
-def pin_tree(pid: int, cpus: set[int]) -> None:
-    """Pin every thread of process pid and of its descendants to cpus."""
-    try:
-        tasks = os.listdir(f'/proc/{pid}/task')
-    except FileNotFoundError:
-        return
-    for tid in tasks:
-        try:
-            os.sched_setaffinity(int(tid), cpus)
-            with open(f'/proc/{pid}/task/{tid}/children') as f:
-                children = f.read().split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        for child in children:
-            pin_tree(int(child), cpus)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--count', type=int, default=3000, help='round trips per round')
@@ -202,7 +186,7 @@ def main() -> None:
             for where, (client_cpus, server_cpus) in placements.items():
                 os.sched_setaffinity(0, client_cpus)
                 for p in servers:
-                    pin_tree(p.pid, server_cpus)
+                    pin(p.pid, server_cpus)
                 for name, sock in socks.items():
                     round_trips(sock, 200)  # settle in the new placement
                     times = sorted(round_trips(sock, args.count))

@@ -239,7 +239,44 @@ def listen(path: str) -> socket.socket:
     return sock
 
 
-class Inbox:
+class Poller:
+    """Call back for the descriptors that are ready: a small epoll loop (a head's Inbox is one)."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._watched: dict[int, tuple[Any, Callable[[Any], None]]] = {}
+
+    def watch(self, fileobj: Any, callback: Callable[[Any], None]) -> None:
+        """Call callback(fileobj) whenever fileobj (an fd or a socket) is readable."""
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        self._epoll.register(fd, select.EPOLLIN)
+        self._watched[fd] = (fileobj, callback)
+
+    def set_writable(self, fileobj: Any, writable: bool) -> None:
+        """Also call fileobj's callback whenever it is writable (or no longer, when False)."""
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        self._epoll.modify(fd, select.EPOLLIN | (select.EPOLLOUT if writable else 0))
+
+    def unwatch(self, fileobj: Any) -> None:
+        """Stop watching fileobj."""
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        self._epoll.unregister(fd)
+        del self._watched[fd]
+
+    def run_once(self, timeout: float | None = None) -> None:
+        """Wait up to timeout seconds (None: for ever) and call back for what is ready."""
+        watched = self._watched
+        for fd, _ in self._epoll.poll(-1 if timeout is None else timeout):
+            entry = watched.get(fd)
+            if entry is not None:  # a callback may have unwatched it meanwhile
+                entry[1](entry[0])
+
+    def close(self) -> None:
+        """Close the poller (not the watched descriptors)."""
+        self._epoll.close()
+
+
+class Inbox(Poller):
     """The receiving end of one head: its connections, its queue (FIFO or priority) and its waker.
 
     Threading contract: poll(), get(), take() and watch() belong to the owning head's
@@ -273,8 +310,7 @@ class Inbox:
         self._handled: list[threading.Event] = []  # set by settle()
         #: True while the owner waits for mail in poll() (a hint, read by push()).
         self.idle = False
-        self._epoll = select.epoll()
-        self._watched: dict[int, tuple[Any, Callable[[Any], None]]] = {}
+        super().__init__()
         listener.setblocking(False)
         self._listener = listener
         self.watch(listener, self._accept)
@@ -350,23 +386,6 @@ class Inbox:
         handled = self._handled
         while handled:
             handled.pop().set()
-
-    def watch(self, fileobj: Any, callback: Callable[[Any], None]) -> None:
-        """Call callback(fileobj) from poll() whenever fileobj (an fd or a socket) is readable."""
-        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
-        self._epoll.register(fd, select.EPOLLIN)
-        self._watched[fd] = (fileobj, callback)
-
-    def set_writable(self, fileobj: Any, writable: bool) -> None:
-        """Also call fileobj's callback whenever it is writable (or no longer, when False)."""
-        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
-        self._epoll.modify(fd, select.EPOLLIN | (select.EPOLLOUT if writable else 0))
-
-    def unwatch(self, fileobj: Any) -> None:
-        """Stop watching fileobj."""
-        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
-        self._epoll.unregister(fd)
-        del self._watched[fd]
 
     # -- queue -----------------------------------------------------------------------
     def get(self) -> dict | None:

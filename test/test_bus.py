@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from pathlib import Path
 
 from harness import run_script
@@ -41,8 +42,11 @@ def test_a_push_to_an_idle_head_is_handled_before_the_pusher_goes_on(tmp_path: P
     owner = threading.Thread(target=head)
     owner.start()
     try:
-        while not inbox.idle:  # the owner reaches its wait (an event would need a hook here)
-            threading.Event().wait(0.001)
+        # The owner reaching its wait has no event to wait on: look until it is there.
+        deadline = time.monotonic() + 5.0
+        while not inbox.idle:
+            assert time.monotonic() < deadline, 'the owner never waited for mail'
+            time.sleep(0.001)
         inbox.push({'subject': 'ping'}, 0, handled)
         assert handled.wait(5.0)
         order.append('pusher')

@@ -25,9 +25,8 @@ client gets an error frame (``not delivered: ...``: the message of a Polycephaly
 writes straight to the client's socket when nothing is pending for it, and leaves the rest to
 the server's loop. ``start(poller=...)`` runs no thread: the server's sockets are watched by
 the given poller, whose owner thread then runs the server between its own work; a head's
-:class:`~polycephaly_ros.bus.Inbox` is such a poller (see UnixSocketServerHead). A poller has
-``watch(sock, callback)`` (call ``callback(sock)`` whenever sock is readable),
-``set_writable(sock, on)`` (also when writable) and ``unwatch(sock)``.
+:class:`~polycephaly_ros.bus.Inbox` is such a :class:`~polycephaly_ros.bus.Poller` (see
+UnixSocketServerHead); a server with a thread of its own runs a Poller of its own.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ import grp
 import itertools
 import logging
 import os
-import select
 import socket
 import stat
 import threading
@@ -45,6 +43,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from .. import codec
+from ..bus import Poller
 from ..envelope import new_id
 from ..errors import (
     ConfigurationError,
@@ -147,37 +146,6 @@ def _claim(path: str) -> None:
     raise ConfigurationError(f'another server is listening on {path}')
 
 
-class _Epoll:
-    """The poller of a server that runs its own thread (the interface a head's Inbox has)."""
-
-    def __init__(self) -> None:
-        self._epoll = select.epoll()
-        self._watched: dict[int, tuple[socket.socket, Callable[[socket.socket], None]]] = {}
-
-    def watch(self, sock: socket.socket, callback: Callable[[socket.socket], None]) -> None:
-        fd = sock.fileno()
-        self._epoll.register(fd, select.EPOLLIN)
-        self._watched[fd] = (sock, callback)
-
-    def set_writable(self, sock: socket.socket, writable: bool) -> None:
-        self._epoll.modify(sock.fileno(), select.EPOLLIN | (select.EPOLLOUT if writable else 0))
-
-    def unwatch(self, sock: socket.socket) -> None:
-        fd = sock.fileno()
-        self._epoll.unregister(fd)
-        del self._watched[fd]
-
-    def run_once(self) -> None:
-        """Wait for events and call back for each."""
-        for fd, _ in self._epoll.poll():
-            entry = self._watched.get(fd)
-            if entry is not None:  # unwatched by an earlier callback of this round
-                entry[1](entry[0])
-
-    def close(self) -> None:
-        self._epoll.close()
-
-
 class UnixSocketServer:
     """Serve newline-delimited JSON envelopes on a Unix socket, from one background thread."""
 
@@ -250,7 +218,7 @@ class UnixSocketServer:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._threaded = poller is None
-        self._poller = _Epoll() if poller is None else poller
+        self._poller = Poller() if poller is None else poller
         self._poller.watch(listener, self._accept)
         self._poller.watch(self._wake_r, self._on_wake)
         self._stopping = False
