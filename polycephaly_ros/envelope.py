@@ -36,13 +36,25 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)
 
 
+_VERSION_4 = bytes(b & 0x0F | 0x40 for b in range(256))  # byte 6: version 4
+_RFC_4122 = bytes(b & 0x3F | 0x80 for b in range(256))  # byte 8: the RFC 4122 variant
+#: Where each run of hex digits of a 16-byte id goes in its 36-character text form.
+_LAYOUT = ((0, 0, 8), (8, 9, 4), (12, 14, 4), (16, 19, 4), (20, 24, 12))
+
+
 def _refill(count: int = 256) -> None:
     raw = bytearray(os.urandom(16 * count))
-    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])  # version 4
-    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])  # RFC 4122 variant
-    h = raw.hex()
-    _pool.extend(f'{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-'
-                 f'{h[i + 20:i + 32]}' for i in range(0, len(h), 32))
+    raw[6::16] = raw[6::16].translate(_VERSION_4)
+    raw[8::16] = raw[8::16].translate(_RFC_4122)
+    digits = raw.hex().encode()
+    # Lay all ids out at once, column by column (37 bytes each: the id and a space), rather
+    # than formatting each one: about 4 times cheaper.
+    text = bytearray(b'-' * (37 * count))
+    for src, dst, width in _LAYOUT:
+        for k in range(width):
+            text[dst + k::37] = digits[src + k::32]
+    text[36::37] = b' ' * count
+    _pool.extend(text.decode().split())
 
 
 def new_id() -> str:

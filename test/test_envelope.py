@@ -3,6 +3,7 @@
 import copy
 import re
 import time
+import uuid
 
 import pytest
 
@@ -28,6 +29,7 @@ def test_ids_are_unique_uuid4_text():
     ids = {env.new_id() for _ in range(20000)}
     assert len(ids) == 20000
     assert all(UUID4.fullmatch(i) for i in ids)
+    assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 4 for i in ids)
 
 
 def test_reply_keeps_the_thread_echoes_headers_and_leaves_the_original_alone():
