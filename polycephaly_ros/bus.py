@@ -100,15 +100,13 @@ class Bus:
         self._links_lock = threading.Lock()
 
     def post(self, envelope: dict, *, control: bool = False, timeout: float | None = None,
-             handover: bool = False, handled: threading.Event | None = None) -> None:
+             handover: bool = False) -> None:
         """Deliver envelope to its recipient's inbox, or raise saying why it cannot.
 
         The recipient gets a copy (pickled, as across processes, so a head behaves the same
         as a thread or a process). handover=True says that nothing else references envelope
         (one just decoded by a route or the ROS bridge): a head of this process then gets the
-        object itself, with no copy. handled, if given, is set once the recipient, a head of
-        this process, has handled the envelope, or at once when it is busy or elsewhere (see
-        Inbox.push).
+        object itself, with no copy.
         """
         name = envelope['recipient']
         directory = self.directory
@@ -146,10 +144,8 @@ class Bus:
                 f'{wait:g} s; envelope {envelope.get("subject")!r} not sent'
             )
         if inbox is not None:
-            inbox.push(payload, 0 if control else _COUNTED, handled)
+            inbox.push(payload, 0 if control else _COUNTED)
             return
-        if handled is not None:
-            handled.set()  # another process: nothing to wait for here
         try:
             self._write(address, _HEADER.pack(len(payload), 0 if control else _COUNTED) + payload,
                         max(wait, 1.0))
@@ -307,9 +303,6 @@ class Inbox(Poller):
         #: (envelope or its pickle, counted) pushed by heads of this process; poll() takes them.
         self._local: deque[tuple[Any, int]] = deque()
         self._owner: int | None = None  # the thread that polls
-        self._handled: list[threading.Event] = []  # set by settle()
-        #: True while the owner waits for mail in poll() (a hint, read by push()).
-        self.idle = False
         super().__init__()
         listener.setblocking(False)
         self._listener = listener
@@ -336,9 +329,7 @@ class Inbox(Poller):
             timeout = 0.0
         self._owner = threading.get_ident()
         watched = self._watched
-        self.idle = timeout != 0.0
         events = self._epoll.poll(timeout)
-        self.idle = False
         for fd, _ in events:
             entry = watched.get(fd)
             if entry is not None:  # a callback may have unwatched it meanwhile
@@ -360,32 +351,15 @@ class Inbox(Poller):
         except OSError:  # closed: the head is gone
             pass
 
-    def push(self, envelope: dict | bytes, counted: int = _COUNTED,
-             handled: threading.Event | None = None) -> None:
+    def push(self, envelope: dict | bytes, counted: int = _COUNTED) -> None:
         """Queue an envelope (or its pickle) from any thread of this process.
 
         The caller took its queue slot when counted. The next poll() of the owning head
-        takes it in; this wakes that poll unless the owner itself is pushing. handled, if
-        given, is set by the owner's next settle(), once it has handled what was queued, if
-        the owner is idle now (waiting for mail), else at once: a caller that waits on it
-        (bounded) lets an idle head answer before competing with it for the GIL again,
-        and never holds back a busy one.
+        takes it in; this wakes that poll unless the owner itself is pushing.
         """
-        if handled is not None:
-            if self.idle:
-                handled.clear()
-                self._handled.append(handled)
-            else:
-                handled.set()
         self._local.append((envelope, counted))
         if threading.get_ident() != self._owner:
             self.wake()
-
-    def settle(self) -> None:
-        """Tell the pushers waiting on a handled event that their envelopes were handled."""
-        handled = self._handled
-        while handled:
-            handled.pop().set()
 
     # -- queue -----------------------------------------------------------------------
     def get(self) -> dict | None:

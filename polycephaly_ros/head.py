@@ -26,6 +26,8 @@ class Process:
     send(), reply(), die() and ebrake() may be called from any thread, e.g. a ROS callback.
     """
 
+    _ros_inbox: Any = None  # the head's inbox topics, taken from in its thread (ros_bridge)
+
     def __init__(self) -> None:
         self._filters = FilterSet()
         self._stopping = False
@@ -116,7 +118,6 @@ class Process:
         while True:
             found = inbox.take(answers)
             if found is not None:
-                inbox.settle()
                 return found
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._stopping:
@@ -160,7 +161,6 @@ class Process:
                     envelope.get('subject'), envelope.get('sender'), envelope.get('messageid'),
                     self.unmatched,
                 )
-        inbox.settle()
         return handled
 
     def add_filter(
@@ -275,7 +275,11 @@ class Process:
             if self._stopping:
                 self._serve_while_stopping()
         finally:
-            self.death()
+            try:
+                self.death()
+            finally:
+                if self._ros_inbox is not None:  # what arrives from now on gets an error
+                    self._ros_inbox.close()
         self._inbox.poll(0.0)
         left = len(self._inbox)
         if left:

@@ -42,8 +42,8 @@ QoS of the inbox topics: RELIABLE, KEEP_ALL, VOLATILE
   floods, measured). With KEEP_ALL the writer keeps every unacknowledged sample; when its
   history is full ``publish()`` blocks and then raises ``RCLError``. The sender retries until
   its send timeout and then raises :class:`QueueFull`: back-pressure, never silent loss. On the
-  receiving side the subscription callback puts each envelope in the head's bounded inbox,
-  waiting up to ``send_timeout`` for room, which slows the reader and so the writer.
+  receiving side the head takes a message only when its bounded queue has room; the others
+  wait in the subscription, which slows the reader and so the writer.
 * VOLATILE: a late joiner must not receive old requests or replies meant for a previous run.
   (A peer publishing with TRANSIENT_LOCAL still matches; one subscribing with TRANSIENT_LOCAL
   or BEST_EFFORT publishers do not, and that is reported.)
@@ -54,42 +54,34 @@ event callbacks on both the subscriptions and the publishers.
 Errors from the graph
 ---------------------
 Bad JSON, a missing or wrongly typed header, a recipient that is not the head owning the
-inbox, a refused (control) subject, or a full head queue: the envelope is dropped with a
+inbox, a refused (control) subject, or a head that has stopped: the envelope is dropped with a
 WARNING naming the problem, and when it carries a usable ``sender`` an error envelope
 (:func:`polycephaly_ros.codec.error_envelope`: subject ``"error"``, sender ``"polycephaly"``,
 body ``{"error": reason}``, same thread, index + 1) is published to
 ``<ns>/polycephaly/<sender>/inbox``. Error envelopes are sent from a helper thread, so a
-sender that does not listen cannot stall the executor. The application keeps running.
+sender that does not listen cannot stall the head. The application keeps running.
 
-Threading: subscription callbacks run in the process's rclpy executor thread and deliver
-with ``Bus.post(..., handover=True)`` (thread-safe; straight into the head's inbox, which
-lives in the same process). The outbox may be called from any thread.
-
-Handing off: after each callback the Python executor spends ~0.25 ms rebuilding its wait
-set, holding the GIL the head needs to answer. So when an envelope arrives alone (none in
-the last :data:`BURST_GAP` s) for a head that is idle, the callback waits until the head
-has handled it (at most :data:`HANDOFF_WAIT` s) and the answer leaves first, as from a
-plain rclpy node; in a burst, or for a busy head, it does not wait.
+Threading: each head takes from its own inbox topics in its own thread (:class:`RosInbox`);
+the process's rclpy executor never handles them, so an envelope from the graph reaches the
+head's filters with no thread hop in between, and a slow callback elsewhere in the process
+does not hold the head's mail back. The outbox may be called from any thread.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
-from . import codec, convert
+from . import codec, convert, rcl_notify
 from .envelope import normalize_name
-from .errors import EnvelopeError, PolycephalyError, QueueFull, RecipientUnavailable, \
+from .errors import EnvelopeError, QueueFull, RecipientUnavailable, \
     UnknownRecipient
 
 ROUTE = convert.ROUTE
-#: Longest an executor thread waits for a head to handle what it delivered (seconds).
-HANDOFF_WAIT = 0.002
-#: Deliveries closer together than this (seconds) are a burst: no handing off then.
-BURST_GAP = 0.0003
 _log = logging.getLogger('polycephaly_ros.ros_bridge')
 
 
@@ -263,39 +255,100 @@ class RosOutbox:
 
 
 class RosInbox:
-    """The two inbox subscriptions of one head (created by open_ros_inbox)."""
+    """The two inbox subscriptions of one head, taken from by the head's own thread.
+
+    The executor never sees them: rcl's new-message callback bumps an eventfd that the head's
+    inbox watches (:mod:`polycephaly_ros.rcl_notify`), and the head's thread takes, checks and
+    queues the envelopes itself, between its other work. While the head's queue is full the
+    rest stay in the subscription (KEEP_ALL), which holds the writer back. Incompatible QoS
+    events of the subscriptions are taken in the same way.
+
+    Threading contract: created by the head's _attach() and closed by its _finish(), in the
+    head's thread; everything else runs from the inbox's poll(), in the head's thread too.
+    """
 
     def __init__(self, head: Any, outbox: RosOutbox) -> None:
-        from rclpy.event_handler import SubscriptionEventCallbacks
+        from rclpy.event_handler import QoSSubscriptionEventType, SubscriptionEventCallbacks
+        from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
         from std_msgs.msg import String
 
         self.head = head
         self.outbox = outbox
-        self._handled = threading.Event()
-        self._last = 0.0  # monotonic time of the last delivery
         self.delivered = 0
         self.refused = 0
+        self._inbox = head._inbox
+        self._slots = head._bus.directory[head.name].slots
         node = head.node
-        qos = inbox_qos()
-        self.subscriptions = []
-        for topic, kind, callback in ((inbox_topic(head.name), convert._envelope_type(),
-                                       self._on_typed),
-                                      (inbox_json_topic(head.name), String, self._on_json)):
-            events = SubscriptionEventCallbacks(
-                incompatible_qos=_incompatible('subscription to', node.resolve_topic_name(topic)))
-            self.subscriptions.append(
-                node.create_subscription(kind, topic, callback, qos, event_callbacks=events))
+        group = _taken_by_head()
+        self.subscriptions: list[Any] = []
+        self._readers: list[tuple[Any, Callable[[Any, str], dict | None], str]] = []
+        self._events: list[tuple[Any, str]] = []
+        self._ready = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._evented = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        for topic, kind, read in ((inbox_topic(head.name), convert._envelope_type(),
+                                   self._read_typed),
+                                  (inbox_json_topic(head.name), String, self._read_json)):
+            sub = node.create_subscription(
+                kind, topic, _never_called, inbox_qos(), callback_group=group,
+                event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
+            self.subscriptions.append(sub)
+            self._readers.append((sub, read, sub.topic_name))
+            event = _rclpy.EventHandle(
+                sub.handle, QoSSubscriptionEventType.RCL_SUBSCRIPTION_REQUESTED_INCOMPATIBLE_QOS)
+            self._events.append((event, sub.topic_name))
         self.topics = [s.topic_name for s in self.subscriptions]
+        self._inbox.watch(self._ready, self._take)
+        self._inbox.watch(self._evented, self._take_events)
+        for sub in self.subscriptions:
+            rcl_notify.notify_on_message(sub, self._ready)
+        for event, _ in self._events:
+            rcl_notify.notify_on_event(event, self._evented)
 
-    def _on_typed(self, msg: Any) -> None:
+    def _take(self, _fd: int) -> None:
+        """Take every message waiting, as long as the head's queue has room."""
+        try:
+            os.eventfd_read(self._ready)
+        except BlockingIOError:
+            pass
+        slots = self._slots
+        push = self._inbox.push
+        for sub, read, topic in self._readers:
+            handle, kind = sub.handle, sub.msg_type
+            while True:
+                if not slots.acquire(False):  # the queue is full: the rest waits in DDS,
+                    os.eventfd_write(self._ready, 1)  # and the next poll() looks again
+                    return
+                with handle:
+                    taken = handle.take_message(kind, False)
+                envelope = None if taken is None else read(taken[0], topic)
+                if envelope is None:
+                    slots.release()
+                    if taken is None:
+                        break
+                    continue
+                push(envelope)  # (the owner's own push: no wake-up, no copy)
+                self.delivered += 1
+
+    def _take_events(self, _fd: int) -> None:
+        try:
+            os.eventfd_read(self._evented)
+        except BlockingIOError:
+            pass
+        for event, topic in self._events:
+            with event:
+                info = event.take_event()
+            if info is not None and info.total_count_change > 0:
+                _incompatible('subscription to', topic)(info)
+
+    def _read_typed(self, msg: Any, topic: str) -> dict | None:
         try:
             envelope = convert.from_message(msg, poison_pill=self.head._poison_pill)
         except EnvelopeError as exc:
-            self._refuse(str(exc), convert.raw_fields(msg), self.topics[0])
-            return
-        self._deliver(envelope, self.topics[0])
+            self._refuse(str(exc), convert.raw_fields(msg), topic)
+            return None
+        return self._addressed(envelope, topic)
 
-    def _on_json(self, msg: Any) -> None:
+    def _read_json(self, msg: Any, topic: str) -> dict | None:
         try:
             envelope = convert.from_json_text(msg.data, poison_pill=self.head._poison_pill)
         except EnvelopeError as exc:
@@ -303,31 +356,38 @@ class RosInbox:
                 original = codec.parse(msg.data)
             except EnvelopeError:
                 original = None
-            self._refuse(str(exc), original, self.topics[1])
-            return
-        self._deliver(envelope, self.topics[1])
+            self._refuse(str(exc), original, topic)
+            return None
+        return self._addressed(envelope, topic)
 
-    def _deliver(self, envelope: dict, topic: str) -> None:
+    def _addressed(self, envelope: dict, topic: str) -> dict | None:
         name = self.head.name
         if envelope['recipient'] != name:
             self._refuse(f'recipient {envelope["recipient"]!r} is not {name!r}, the head whose '
                          f'inbox this is', envelope, topic)
-            return
-        # A lone envelope (none in the last BURST_GAP s) to an idle head: let the head handle
-        # it before this executor thread takes the GIL back to rebuild its wait set (~0.25 ms
-        # of Python), so the answer leaves first, as from a plain node. In a burst, no waiting.
-        now = time.monotonic()
-        lone, self._last = now - self._last > BURST_GAP, now
-        try:
-            # Same process, another thread: straight into the head's inbox (no pickle, no
-            # socket); the recipient is this head (checked above).
-            self.head._bus.post(envelope, handover=True, handled=self._handled if lone else None)
-        except PolycephalyError as exc:  # QueueFull, RecipientUnavailable (head stopping), ...
-            self._refuse(f'head {name!r} cannot take it: {exc}', envelope, topic)
-            return
-        self.delivered += 1
-        if lone:
-            self._handled.wait(HANDOFF_WAIT)
+            return None
+        return envelope
+
+    def close(self) -> None:
+        """Stop taking, answer what is still waiting with errors, and unsubscribe."""
+        for sub in self.subscriptions:
+            rcl_notify.notify_on_message(sub, None)
+        for event, _ in self._events:
+            rcl_notify.notify_on_event(event, None)
+            event.destroy_when_not_in_use()
+        for fd in (self._ready, self._evented):
+            self._inbox.unwatch(fd)
+            os.close(fd)
+        for sub, read, topic in self._readers:
+            while True:
+                with sub.handle:
+                    taken = sub.handle.take_message(sub.msg_type, False)
+                if taken is None:
+                    break
+                envelope = read(taken[0], topic)
+                if envelope is not None:
+                    self._refuse(f'head {self.head.name!r} has stopped', envelope, topic)
+            self.head.node.destroy_subscription(sub)
 
     def _refuse(self, reason: str, original: dict | None, topic: str) -> None:
         self.refused += 1
@@ -342,6 +402,27 @@ class RosInbox:
                      repr(sender) if usable else 'an unknown sender (no error reply)', reason)
         if usable:
             self.outbox.send_error(codec.error_envelope(reason, original))
+
+
+def _never_called(_msg: Any) -> None:
+    raise AssertionError('the executor took a message meant for a head thread')
+
+
+def _taken_by_head() -> Any:
+    """Return a callback group the executor leaves alone: its entities' heads take from them."""
+    from rclpy.callback_groups import CallbackGroup
+
+    class TakenByHead(CallbackGroup):
+        def can_execute(self, entity: Any) -> bool:
+            return False  # not even waited for: rcl_notify wakes the head instead
+
+        def beginning_execution(self, entity: Any) -> bool:
+            return False
+
+        def ending_execution(self, entity: Any) -> None:
+            pass
+
+    return TakenByHead()
 
 
 def open_ros_inbox(head: Any) -> RosInbox:

@@ -8,6 +8,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -71,6 +72,32 @@ def test_a_json_only_client_gets_its_replies_on_its_json_inbox():
     assert (reply['sender'], reply['recipient'], reply['subject']) == ('main', 'textonly', 'reply')
     assert reply['body'] == {'seen': 'hi'} and reply['threadindex'] == 2
     assert reply['colour'] == 'blue'  # extra headers echoed, at the top level as on the way in
+
+
+def test_a_head_gets_its_ros_mail_while_the_executor_is_stuck_in_a_callback():
+    def script(main):
+        entered, release = threading.Event(), threading.Event()
+
+        def stuck() -> None:  # a slow callback elsewhere in the process
+            entered.set()
+            release.wait(30)
+
+        timer = main.node.create_timer(0.01, stuck)
+        try:
+            assert entered.wait(10), 'the executor never ran the timer'
+            with PeerProcess('peer', '/robot') as peer:
+                peer.command(cmd='send', to='echo', mode='typed',
+                             envelope={'subject': 'ping', 'body': 7, 'threadid': 'stuck-1'})
+                reply = peer.received(lambda e: e['threadid'] == 'stuck-1')
+                return reply, release.is_set()
+        finally:
+            release.set()
+            main.node.destroy_timer(timer)
+
+    reply, released = run_script(script, [(RosEcho, {'name': 'echo'})],
+                                 namespace='/robot').outcome
+    assert reply['body'] == {'echo': 7, 'route': 'ros', 'head': 'echo'}
+    assert not released  # answered while the executor thread was still busy
 
 
 class _App:
