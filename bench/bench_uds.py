@@ -7,6 +7,8 @@ process, to a plain blocking-socket client in this process:
 * raw: a hand-written server reads a line, parses it with orjson, answers with the reply
   envelope (sender and recipient swapped, same thread, index + 1, new message id) and writes
   it back: the least any JSON-over-Unix-socket service does;
+* transport alone: our UnixSocketServer answering in its own callback, no head (the decode with
+  every header checked, a reply from envelope.answer, the framing): the route's floor;
 * route, served by the answering head: a UnixSocketServerHead subclass whose own filter
   answers (the raw server's shape: the thread that reads the socket answers);
 * route, echo head behind the route head: the route head delivers to another head (a thread,
@@ -34,14 +36,15 @@ import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 
 import orjson
 from placement import pin
 
 import polycephaly_ros
-from polycephaly_ros.envelope import new_id
-from polycephaly_ros.routes.unix_socket import UnixSocketServerHead
+from polycephaly_ros.envelope import answer, new_id
+from polycephaly_ros.routes.unix_socket import UnixSocketServer, UnixSocketServerHead
 
 REQUEST = {'sender': 'touch', 'recipient': 'echo', 'subject': 'ping', 'body': 'Hello, World!',
            'messageid': '9da03bcf-af3d-49ad-a9d4-17617c974de6',
@@ -74,6 +77,21 @@ def raw_server(path: str, ready) -> None:
                              time=time.time())
                 conn.sendall(orjson.dumps(reply) + b'\n')
         conn.close()
+
+
+# -- the transport alone ------------------------------------------------------------------------
+def transport_server(path: str) -> None:
+    """Answer every frame in the server's callback: no head, no queue, no filters."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def on_envelope(envelope: dict, client_id: int) -> None:
+        server.send(client_id, answer(envelope, 'echo', envelope['body']))
+
+    server = UnixSocketServer(path, on_envelope)
+    server.start()
+    stop.wait()
+    server.stop()
 
 
 # -- the route --------------------------------------------------------------------------------
@@ -156,6 +174,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix='bench-uds-')
     raw = 'raw socket ping-pong'
     variants = {  # name: (socket file, app, args)
+        'transport alone (no head)': ('tr', transport_server, ()),
         'route, served by the answering head': ('sv', served_app, ()),
         'route, echo head behind the route head (threads)': ('rt', route_app, ('thread',)),
         'route, echo head behind the route head (route head a process)':
