@@ -303,6 +303,7 @@ class Inbox(Poller):
         #: (envelope or its pickle, counted) pushed by heads of this process; poll() takes them.
         self._local: deque[tuple[Any, int]] = deque()
         self._owner: int | None = None  # the thread that polls
+        self._on_room: list[Callable[[], None]] = []  # see when_room()
         super().__init__()
         listener.setblocking(False)
         self._listener = listener
@@ -372,9 +373,7 @@ class Inbox(Poller):
             if not self._fifo:
                 return None
             counted, envelope = self._fifo.popleft()
-        if counted:
-            self._slots.release()
-        return envelope
+        return self._release(counted, envelope)
 
     def take(self, predicate: Callable[[dict], bool]) -> dict | None:
         """Take the first queued envelope for which predicate holds, or None."""
@@ -399,9 +398,17 @@ class Inbox(Poller):
             return (item[3] for item in sorted(self._heap))
         return (item[1] for item in self._fifo)
 
+    def when_room(self, callback: Callable[[], None]) -> None:
+        """Call callback once, in the owner's thread, when an envelope next leaves the queue."""
+        self._on_room.append(callback)
+
     def _release(self, counted: int, envelope: dict) -> dict:
         if counted:
             self._slots.release()
+            if self._on_room:
+                waiting, self._on_room = self._on_room, []
+                for callback in waiting:
+                    callback()
         return envelope
 
     # -- reading ---------------------------------------------------------------------

@@ -283,6 +283,7 @@ class RosInbox:
         self.subscriptions: list[Any] = []
         self._readers: list[tuple[Any, Callable[[Any, str], dict | None], str]] = []
         self._events: list[tuple[Any, str]] = []
+        self._closed = False
         self._ready = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._evented = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         for topic, kind, read in ((inbox_topic(head.name), convert._envelope_type(),
@@ -315,12 +316,16 @@ class RosInbox:
         for sub, read, topic in self._readers:
             handle, kind = sub.handle, sub.msg_type
             while True:
-                if not slots.acquire(False):  # the queue is full: the rest waits in DDS,
-                    os.eventfd_write(self._ready, 1)  # and the next poll() looks again
+                if not slots.acquire(False):  # the queue is full: the rest waits in DDS
+                    self._inbox.when_room(self._look_again)
                     return
                 with handle:
                     taken = handle.take_message(kind, False)
-                envelope = None if taken is None else read(taken[0], topic)
+                try:
+                    envelope = None if taken is None else read(taken[0], topic)
+                except Exception:  # a bug, not bad input: say so, keep the head running
+                    _log.exception('could not read a message on %s', topic)
+                    envelope = None
                 if envelope is None:
                     slots.release()
                     if taken is None:
@@ -328,6 +333,10 @@ class RosInbox:
                     continue
                 push(envelope)  # (the owner's own push: no wake-up, no copy)
                 self.delivered += 1
+
+    def _look_again(self) -> None:
+        if not self._closed:
+            os.eventfd_write(self._ready, 1)  # the next poll() takes what waits
 
     def _take_events(self, _fd: int) -> None:
         try:
@@ -370,6 +379,7 @@ class RosInbox:
 
     def close(self) -> None:
         """Stop taking, answer what is still waiting with errors, and unsubscribe."""
+        self._closed = True
         for sub in self.subscriptions:
             rcl_notify.notify_on_message(sub, None)
         for event, _ in self._events:
