@@ -313,26 +313,33 @@ class RosInbox:
             pass
         slots = self._slots
         push = self._inbox.push
-        for sub, read, topic in self._readers:
-            handle, kind = sub.handle, sub.msg_type
+        for reader in self._readers:
             while True:
                 if not slots.acquire(False):  # the queue is full: the rest waits in DDS
                     self._inbox.when_room(self._look_again)
                     return
-                with handle:
-                    taken = handle.take_message(kind, False)
-                try:
-                    envelope = None if taken is None else read(taken[0], topic)
-                except Exception:  # a bug, not bad input: say so, keep the head running
-                    _log.exception('could not read a message on %s', topic)
-                    envelope = None
+                taken, envelope = self._next(*reader)
                 if envelope is None:
                     slots.release()
-                    if taken is None:
+                    if not taken:
                         break
                     continue
                 push(envelope)  # (the owner's own push: no wake-up, no copy)
                 self.delivered += 1
+
+    @staticmethod
+    def _next(sub: Any, read: Callable[[Any, str], dict | None], topic: str
+              ) -> tuple[bool, dict | None]:
+        """Take one message: whether one was waiting, and its envelope (None if refused)."""
+        with sub.handle:
+            taken = sub.handle.take_message(sub.msg_type, False)
+        if taken is None:
+            return False, None
+        try:
+            return True, read(taken[0], topic)
+        except Exception:  # a bug, not bad input: say so, keep the head running
+            _log.exception('could not read a message on %s', topic)
+            return True, None
 
     def _look_again(self) -> None:
         if not self._closed:
@@ -390,11 +397,9 @@ class RosInbox:
             os.close(fd)
         for sub, read, topic in self._readers:
             while True:
-                with sub.handle:
-                    taken = sub.handle.take_message(sub.msg_type, False)
-                if taken is None:
+                taken, envelope = self._next(sub, read, topic)
+                if not taken:
                     break
-                envelope = read(taken[0], topic)
                 if envelope is not None:
                     self._refuse(f'head {self.head.name!r} has stopped', envelope, topic)
             self.head.node.destroy_subscription(sub)
