@@ -44,7 +44,8 @@ class RclpyHost:
     """One rclpy context per process, spun by one executor thread, hosting the heads' nodes.
 
     Threading contract: create_node() and destroy_node() may be called from any thread;
-    node callbacks run in the executor thread; shutdown() is called once, by the owner.
+    node callbacks run in the executor thread (a head's inbox topics have none: the head's
+    thread takes them, see ros_bridge.RosInbox); shutdown() is called once, by the owner.
     """
 
     def __init__(self, namespace: str = '') -> None:
