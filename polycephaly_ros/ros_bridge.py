@@ -70,16 +70,16 @@ does not hold the head's mail back. The outbox may be called from any thread.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
-from . import codec, convert, rcl_notify
+from . import codec, convert
 from .envelope import normalize_name
 from .errors import EnvelopeError, QueueFull, RecipientUnavailable, \
     UnknownRecipient
+from .head_subscriptions import HeadSubscriptions
 
 ROUTE = convert.ROUTE
 _log = logging.getLogger('polycephaly_ros.ros_bridge')
@@ -257,104 +257,45 @@ class RosOutbox:
 class RosInbox:
     """The two inbox subscriptions of one head, taken from by the head's own thread.
 
-    The executor never sees them: rcl's new-message callback bumps an eventfd that the head's
-    inbox watches (:mod:`polycephaly_ros.rcl_notify`), and the head's thread takes, checks and
-    queues the envelopes itself, between its other work. While the head's queue is full the
-    rest stay in the subscription (KEEP_ALL), which holds the writer back. Incompatible QoS
-    events of the subscriptions are taken in the same way.
+    The executor never sees them (:class:`polycephaly_ros.head_subscriptions.HeadSubscriptions`): rcl
+    wakes the head's inbox, and the head's thread takes, checks and queues the envelopes
+    itself, between its other work. While the head's queue is full the rest stay in the
+    subscription (KEEP_ALL), which holds the writer back.
 
     Threading contract: created by the head's _attach() and closed by its _finish(), in the
     head's thread; everything else runs from the inbox's poll(), in the head's thread too.
     """
 
     def __init__(self, head: Any, outbox: RosOutbox) -> None:
-        from rclpy.event_handler import QoSSubscriptionEventType, SubscriptionEventCallbacks
-        from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
         from std_msgs.msg import String
 
         self.head = head
         self.outbox = outbox
         self.delivered = 0
         self.refused = 0
-        self._inbox = head._inbox
         self._slots = head._bus.directory[head.name].slots
-        node = head.node
-        group = _taken_by_head()
-        self.subscriptions: list[Any] = []
-        self._readers: list[tuple[Any, Callable[[Any, str], dict | None], str]] = []
-        self._events: list[tuple[Any, str]] = []
-        self._closed = False
-        self._ready = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._evented = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._push = head._inbox.push
+        self._subscriptions = HeadSubscriptions(head._inbox)
+        self.topics: list[str] = []
         for topic, kind, read in ((inbox_topic(head.name), convert._envelope_type(),
                                    self._read_typed),
                                   (inbox_json_topic(head.name), String, self._read_json)):
-            sub = node.create_subscription(
-                kind, topic, _never_called, inbox_qos(), callback_group=group,
-                event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False))
-            self.subscriptions.append(sub)
-            self._readers.append((sub, read, sub.topic_name))
-            event = _rclpy.EventHandle(
-                sub.handle, QoSSubscriptionEventType.RCL_SUBSCRIPTION_REQUESTED_INCOMPATIBLE_QOS)
-            self._events.append((event, sub.topic_name))
-        self.topics = [s.topic_name for s in self.subscriptions]
-        self._inbox.watch(self._ready, self._take)
-        self._inbox.watch(self._evented, self._take_events)
-        for sub in self.subscriptions:
-            rcl_notify.notify_on_message(sub, self._ready)
-        for event, _ in self._events:
-            rcl_notify.notify_on_event(event, self._evented)
+            resolved = head.node.resolve_topic_name(topic)
+            self._subscriptions.subscribe(
+                head.node, kind, topic, inbox_qos(),
+                lambda msg, read=read, resolved=resolved: self._offer(read(msg, resolved)),
+                _incompatible('subscription to', resolved))
+            self.topics.append(resolved)
 
-    def _take(self, _fd: int) -> None:
-        """Take every message waiting, as long as the head's queue has room."""
-        try:
-            os.eventfd_read(self._ready)
-        except BlockingIOError:
-            pass
-        slots = self._slots
-        push = self._inbox.push
-        for reader in self._readers:
-            while True:
-                if not slots.acquire(False):  # the queue is full: the rest waits in DDS
-                    self._inbox.when_room(self._look_again)
-                    return
-                taken, envelope = self._next(*reader)
-                if envelope is None:
-                    slots.release()
-                    if not taken:
-                        break
-                    continue
-                push(envelope)  # (the owner's own push: no wake-up, no copy)
-                self.delivered += 1
-
-    @staticmethod
-    def _next(sub: Any, read: Callable[[Any, str], dict | None], topic: str
-              ) -> tuple[bool, dict | None]:
-        """Take one message: whether one was waiting, and its envelope (None if refused)."""
-        with sub.handle:
-            taken = sub.handle.take_message(sub.msg_type, False)
-        if taken is None:
-            return False, None
-        try:
-            return True, read(taken[0], topic)
-        except Exception:  # a bug, not bad input: say so, keep the head running
-            _log.exception('could not read a message on %s', topic)
-            return True, None
-
-    def _look_again(self) -> None:
-        if not self._closed:
-            os.eventfd_write(self._ready, 1)  # the next poll() takes what waits
-
-    def _take_events(self, _fd: int) -> None:
-        try:
-            os.eventfd_read(self._evented)
-        except BlockingIOError:
-            pass
-        for event, topic in self._events:
-            with event:
-                info = event.take_event()
-            if info is not None and info.total_count_change > 0:
-                _incompatible('subscription to', topic)(info)
+    def _offer(self, envelope: dict | None) -> bool:
+        """Queue a checked envelope (None: refused already); False while the queue is full."""
+        if envelope is None:
+            return True
+        if not self._slots.acquire(False):
+            return False
+        self._push(envelope)  # (the owner's own push: no wake-up, no copy)
+        self.delivered += 1
+        return True
 
     def _read_typed(self, msg: Any, topic: str) -> dict | None:
         try:
@@ -386,23 +327,13 @@ class RosInbox:
 
     def close(self) -> None:
         """Stop taking, answer what is still waiting with errors, and unsubscribe."""
-        self._closed = True
-        for sub in self.subscriptions:
-            rcl_notify.notify_on_message(sub, None)
-        for event, _ in self._events:
-            rcl_notify.notify_on_event(event, None)
-            event.destroy_when_not_in_use()
-        for fd in (self._ready, self._evented):
-            self._inbox.unwatch(fd)
-            os.close(fd)
-        for sub, read, topic in self._readers:
-            while True:
-                taken, envelope = self._next(sub, read, topic)
-                if not taken:
-                    break
-                if envelope is not None:
-                    self._refuse(f'head {self.head.name!r} has stopped', envelope, topic)
-            self.head.node.destroy_subscription(sub)
+        reads = {self.topics[0]: self._read_typed, self.topics[1]: self._read_json}
+
+        def refuse(sub: Any, msg: Any) -> None:
+            envelope = reads[sub.topic_name](msg, sub.topic_name)
+            if envelope is not None:
+                self._refuse(f'head {self.head.name!r} has stopped', envelope, sub.topic_name)
+        self._subscriptions.close(self.head.node, refuse)
 
     def _refuse(self, reason: str, original: dict | None, topic: str) -> None:
         self.refused += 1
@@ -417,27 +348,6 @@ class RosInbox:
                      repr(sender) if usable else 'an unknown sender (no error reply)', reason)
         if usable:
             self.outbox.send_error(codec.error_envelope(reason, original))
-
-
-def _never_called(_msg: Any) -> None:
-    raise AssertionError('the executor took a message meant for a head thread')
-
-
-def _taken_by_head() -> Any:
-    """Return a callback group the executor leaves alone: its entities' heads take from them."""
-    from rclpy.callback_groups import CallbackGroup
-
-    class TakenByHead(CallbackGroup):
-        def can_execute(self, entity: Any) -> bool:
-            return False  # not even waited for: rcl_notify wakes the head instead
-
-        def beginning_execution(self, entity: Any) -> bool:
-            return False
-
-        def ending_execution(self, entity: Any) -> None:
-            pass
-
-    return TakenByHead()
 
 
 def open_ros_inbox(head: Any) -> RosInbox:

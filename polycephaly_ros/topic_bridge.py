@@ -33,9 +33,12 @@ Inbound, every message becomes an envelope from the bridging head to ``to``: ``s
 configured, ``body`` the message as a dict (:func:`polycephaly_ros.convert.message_to_dict`:
 nested messages as dicts, arrays and sequences as lists, bytes as integers), ``route``
 ``"ros"``, extra headers ``topic`` (the fully resolved topic name) and ``msgtype``. Filters
-receive it with ``route='ros'`` (or ``route=None``). It is delivered from the executor
-thread, waiting up to ``send_timeout`` when the head's queue is full (the message is dropped
-with a warning after that).
+receive it with ``route='ros'`` (or ``route=None``). The bridging head's own thread takes the
+messages (:class:`polycephaly_ros.head_subscriptions.HeadSubscriptions`; the executor never runs them).
+For the bridging head itself, messages wait in the subscription while its queue is full (its
+QoS decides what is kept: the last 10 by default); for another head, the envelope waits up to
+``send_timeout`` for room in that head's queue and is then dropped with a warning.
+Incompatible QoS from a publisher is logged as a warning naming the topic and the policy.
 
 Outbound, the bridging head gets a filter on ``subject``; the body of each matching envelope
 (a dict of fields, nested dicts for nested messages; ``null`` for all defaults; for a message
@@ -59,8 +62,9 @@ from typing import Any, Mapping
 
 from . import convert
 from . import envelope as env
-from .errors import ConfigurationError, PolycephalyError
+from .errors import ConfigurationError, PolycephalyError, QueueFull
 from .head import Process
+from .head_subscriptions import HeadSubscriptions
 
 _log = logging.getLogger('polycephaly_ros.topic_bridge')
 _INBOUND_KEYS = {'topic', 'type', 'to', 'subject', 'qos'}
@@ -155,13 +159,14 @@ class Outbound:
 
 
 class TopicBridge:
-    """The topic bridges of one head, on its node; create it in the head's thread (birth())."""
+    """The topic bridges of one head, on its node; create and close it in the head's thread."""
 
     def __init__(self, head: Process, config: Mapping[str, Any] | str | os.PathLike) -> None:
         if head.node is None:
             raise ConfigurationError(f'head {head.name!r} has no ROS node (the application runs '
                                      'without ROS), so it cannot bridge topics')
         self.head = head
+        self._subscriptions: HeadSubscriptions | None = None
         self.inbound: list[Inbound] = []
         self.outbound: list[Outbound] = []
         checked = load_config(config)
@@ -191,21 +196,37 @@ class TopicBridge:
         if not isinstance(subject, str) or env.is_control(subject, head._poison_pill):
             raise ConfigurationError(f'{where}: subject {subject!r} is not allowed')
         msgtype = entry['type']
-        holder: dict[str, str] = {}
+        topic = head.node.resolve_topic_name(entry['topic'])
+        to_self = to == head.name
 
-        def on_message(msg: Any) -> None:
+        def on_message(msg: Any) -> bool:  # in the bridging head's thread
             envelope = env.make(head.name, to, subject, convert.message_to_dict(msg),
-                                {'topic': holder['topic'], 'msgtype': msgtype})
+                                {'topic': topic, 'msgtype': msgtype})
             envelope['route'] = convert.ROUTE
             try:
-                head._bus.post(envelope)
+                head._bus.post(envelope, timeout=0 if to_self else None, handover=True)
+            except QueueFull:
+                if to_self:
+                    return False  # wait in the subscription until the queue has room
+                _log.warning('dropped a message from %s: the queue of head %r stayed full',
+                             topic, to)
             except PolycephalyError as exc:
                 _log.warning('dropped a message from %s: head %r cannot take it: %s',
-                             holder['topic'], to, exc)
+                             topic, to, exc)
+            return True
 
-        subscription = head.node.create_subscription(cls, entry['topic'], on_message,
-                                                     make_qos(entry.get('qos'), where))
-        holder['topic'] = subscription.topic_name
+        def incompatible(event: Any) -> None:
+            from rclpy.qos import qos_policy_name_from_kind
+
+            _log.warning('a publisher of %s offers incompatible QoS (policy %s): its messages '
+                         'are not received', topic,
+                         qos_policy_name_from_kind(event.last_policy_kind))
+
+        if self._subscriptions is None:
+            self._subscriptions = HeadSubscriptions(head._inbox)
+        subscription = self._subscriptions.subscribe(
+            head.node, cls, entry['topic'], make_qos(entry.get('qos'), where), on_message,
+            incompatible)
         self.inbound.append(Inbound(subscription.topic_name, subject, to, msgtype, subscription))
 
     def _add_outbound(self, entry: Mapping[str, Any], where: str) -> None:
@@ -248,8 +269,9 @@ class TopicBridge:
     def close(self) -> None:
         """Remove the bridge's filters, subscriptions and publishers."""
         node = self.head.node
-        for inbound in self.inbound:
-            node.destroy_subscription(inbound.subscription)
+        if self._subscriptions is not None:
+            self._subscriptions.close(node)
+            self._subscriptions = None
         for outbound in self.outbound:
             self.head.remove_filter(outbound.filter)
             node.destroy_publisher(outbound.publisher)

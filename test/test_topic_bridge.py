@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from harness import ask, run_script, until
-from polycephaly_ros import ConfigurationError, EnvelopeError, NotSerializable
+from polycephaly_ros import ConfigurationError, EnvelopeError, NotSerializable, message_filter
 from polycephaly_ros import convert
 from polycephaly_ros.topic_bridge import BridgeHead, load_config
 
@@ -159,6 +159,59 @@ def test_topics_reach_heads_and_envelopes_become_published_messages(leftover_pro
     assert twist == (0.5, -1.0) and spoken == 'bare body'
     assert "unknown field(s) 'q'" in refused['error'] and '/robot/cmd_vel' in refused['error']
     leftover_processes()
+
+
+HOLD = threading.Event()
+
+
+class SlowBridge(BridgeHead):
+    """Bridge a topic to this head and keep what arrives; 'hold' keeps it busy until HOLD."""
+
+    def birth(self) -> None:
+        super().birth()
+        self.seen: list[int] = []
+
+    @message_filter(route='ros', subject='numbers')
+    def number(self, message: dict) -> None:
+        self.seen.append(message['body']['data'])
+
+    @message_filter(subject='hold')
+    def hold(self, message: dict) -> None:
+        self.reply(message, 'holding')
+        HOLD.wait(30)
+
+    @message_filter(subject='report')
+    def report(self, message: dict) -> None:
+        self.reply(message, self.seen)
+
+
+def test_a_bridge_to_its_own_busy_head_loses_nothing_while_the_queue_is_full():
+    count = 60  # twelve times the queue
+    reliable = {'history': 'keep_all', 'reliability': 'reliable'}
+    config = {'inbound': [{'topic': 'numbers', 'type': 'std_msgs/msg/Int32',
+                           'subject': 'numbers', 'qos': reliable}]}
+
+    def script(main):
+        from std_msgs.msg import Int32
+
+        from polycephaly_ros.topic_bridge import make_qos
+
+        pub = main.node.create_publisher(Int32, 'numbers', make_qos(reliable, 'test'))
+        until(main, lambda: pub.get_subscription_count() > 0, timeout=20)
+        HOLD.clear()
+        assert ask(main, 'bridge', 'hold') == 'holding'  # the bridge head is busy from now on
+        for i in range(count):
+            pub.publish(Int32(data=i))
+        HOLD.set()
+
+        def complete():
+            seen = ask(main, 'bridge', 'report')
+            return seen if len(seen) >= count else None
+        return until(main, complete, timeout=30)
+
+    seen = run_script(script, [(SlowBridge, {'name': 'bridge', 'config': config})],
+                      namespace='/robot', queue_size=5).outcome
+    assert seen == list(range(count))
 
 
 def test_a_bridge_with_a_missing_message_package_fails_at_birth():
