@@ -24,6 +24,10 @@ def test_install_tree():
     assert (prefix / 'share' / PACKAGE / 'package.xml').is_file()
     assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' / PACKAGE).is_file()
     assert (prefix / 'lib' / PACKAGE).is_dir()
+    from polycephaly_ros import head_subscriptions  # its native callback, built by colcon
+
+    assert head_subscriptions.LIBRARY.is_file()
+    assert Path(head_subscriptions.__file__).parent == head_subscriptions.LIBRARY.parent
 
 
 def _sample_fields() -> dict:
