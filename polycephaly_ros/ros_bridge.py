@@ -257,8 +257,8 @@ class RosOutbox:
 class RosInbox:
     """The two inbox subscriptions of one head, taken from by the head's own thread.
 
-    The executor never sees them (:class:`polycephaly_ros.head_subscriptions.HeadSubscriptions`): rcl
-    wakes the head's inbox, and the head's thread takes, checks and queues the envelopes
+    The executor never sees them (:class:`~polycephaly_ros.head_subscriptions.HeadSubscriptions`):
+    rcl wakes the head's inbox, and the head's thread takes, checks and queues the envelopes
     itself, between its other work. While the head's queue is full the rest stay in the
     subscription (KEEP_ALL), which holds the writer back.
 

@@ -34,7 +34,7 @@ configured, ``body`` the message as a dict (:func:`polycephaly_ros.convert.messa
 nested messages as dicts, arrays and sequences as lists, bytes as integers), ``route``
 ``"ros"``, extra headers ``topic`` (the fully resolved topic name) and ``msgtype``. Filters
 receive it with ``route='ros'`` (or ``route=None``). The bridging head's own thread takes the
-messages (:class:`polycephaly_ros.head_subscriptions.HeadSubscriptions`; the executor never runs them).
+messages (:class:`~polycephaly_ros.head_subscriptions.HeadSubscriptions`; no executor).
 For the bridging head itself, messages wait in the subscription while its queue is full (its
 QoS decides what is kept: the last 10 by default); for another head, the envelope waits up to
 ``send_timeout`` for room in that head's queue and is then dropped with a warning.

@@ -1,4 +1,4 @@
-"""The bus inside one process: copies between thread heads, and waking a head from another thread."""
+"""The bus inside one process: copies between thread heads; waking a head from another thread."""
 
 from __future__ import annotations
 
