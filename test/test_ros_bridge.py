@@ -16,7 +16,8 @@ import pytest
 from harness import ask, run_script, until
 from ros_app import RosEcho
 from ros_peer import HERE, PeerProcess
-from polycephaly_ros import NotSerializable, RecipientUnavailable, UnknownRecipient
+from polycephaly_ros import NotSerializable, RecipientUnavailable, UnknownRecipient, \
+    message_filter
 
 
 @pytest.mark.parametrize('mode', ['thread', 'process'])
@@ -98,6 +99,52 @@ def test_a_head_gets_its_ros_mail_while_the_executor_is_stuck_in_a_callback():
                                  namespace='/robot').outcome
     assert reply['body'] == {'echo': 7, 'route': 'ros', 'head': 'echo'}
     assert not released  # answered while the executor thread was still busy
+
+
+HOLD = threading.Event()
+
+
+class StoppingEcho(RosEcho):
+    """On 'hold_and_stop': answer, start stopping, and stay busy until HOLD is set."""
+
+    @message_filter(subject='hold_and_stop')
+    def hold_and_stop(self, message: dict) -> None:
+        self.reply(message, 'holding')
+        self.die()
+        HOLD.wait(30)
+
+
+def test_every_envelope_waiting_for_a_stopping_head_gets_a_reply_or_an_error():
+    count = 6  # three times the queue
+
+    def script(main):
+        from rclpy.duration import Duration
+
+        from polycephaly_ros import convert
+        from polycephaly_ros import envelope as env
+        from polycephaly_ros.msg import Envelope
+        from polycephaly_ros.ros_bridge import inbox_qos
+
+        answers = []  # replies come over the bus (main is a head here), errors over ROS
+        main.add_filter(answers.append, route=None, threadid=r'stop-\d+')
+        pub = main.node.create_publisher(Envelope, 'polycephaly/echo/inbox', inbox_qos())
+        until(main, lambda: pub.get_subscription_count() > 0, timeout=20)
+        HOLD.clear()
+        assert ask(main, 'echo', 'hold_and_stop') == 'holding'  # busy, and stopping after
+        for i in range(count):
+            pub.publish(convert.to_message(env.make('main', 'echo', 'ping', i,
+                                                    threadid=f'stop-{i}')))
+        assert pub.wait_for_all_acked(Duration(seconds=20))  # all in the head's subscription
+        HOLD.set()
+        return until(main, lambda: answers if len(answers) >= count else None, timeout=20)
+
+    answers = run_script(script, [(StoppingEcho, {'name': 'echo'})], namespace='/robot',
+                         queue_size=2).outcome
+    assert sorted(a['threadid'] for a in answers) == [f'stop-{i}' for i in range(count)]
+    replies = [a for a in answers if a['subject'] == 'reply']
+    errors = [a for a in answers if a['subject'] == 'error']
+    assert replies and errors and len(replies) + len(errors) == count
+    assert all("head 'echo' has stopped" in e['body']['error'] for e in errors)
 
 
 class _App:
