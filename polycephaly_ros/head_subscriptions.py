@@ -30,6 +30,9 @@ _log = logging.getLogger('polycephaly_ros.head_subscriptions')
 #: The shared library built from src/rcl_notify.c.
 LIBRARY = Path(__file__).with_name('libpolycephaly_ros_notify.so')
 
+#: Messages taken from one subscription before the head turns to its other work.
+BATCH = 256
+
 _native: tuple[Any, int] | None = None  # (librcl, address of the native callback)
 
 
@@ -172,12 +175,18 @@ class HeadSubscriptions:
         return None if taken is None else taken[0]
 
     def _take(self, _fd: int) -> None:
-        """Offer every waiting message, until one cannot be taken (then wait for room)."""
+        """Offer the waiting messages, until one cannot be taken (then wait for room).
+
+        At most BATCH per subscription at a time: a flood on one topic must not keep the head
+        from its other mail and topics (it comes back at its next poll()).
+        """
         _drain(self._ready)
         for taken in self._taken:
             sub, on_message = taken.subscription, taken.on_message
             msg, taken.held = taken.held, None
-            while msg is not None or (msg := self._next(sub)) is not None:
+            for _ in range(BATCH):
+                if msg is None and (msg := self._next(sub)) is None:
+                    break
                 try:
                     took = on_message(msg)
                 except Exception:  # a bug, not bad input: say so, keep the head running
@@ -188,6 +197,8 @@ class HeadSubscriptions:
                     self._inbox.when_room(self._look_again)
                     return
                 msg = None
+            else:
+                self._look_again()  # more may wait
 
     def _look_again(self) -> None:
         if not self._closed:
