@@ -73,7 +73,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from . import codec, convert
 from .envelope import normalize_name
@@ -276,7 +276,8 @@ class RosInbox:
         self._slots = head._bus.directory[head.name].slots
         self._push = head._inbox.push
         self._subscriptions = HeadSubscriptions(head._inbox)
-        self.topics: list[str] = []
+        #: The resolved topic names, each with the reader that checks its messages.
+        self.topics: dict[str, Callable[[Any, str], dict | None]] = {}
         for topic, kind, read in ((inbox_topic(head.name), convert._envelope_type(),
                                    self._read_typed),
                                   (inbox_json_topic(head.name), String, self._read_json)):
@@ -285,7 +286,7 @@ class RosInbox:
                 head.node, kind, topic, inbox_qos(),
                 lambda msg, read=read, resolved=resolved: self._offer(read(msg, resolved)),
                 _incompatible('subscription to', resolved))
-            self.topics.append(resolved)
+            self.topics[resolved] = read
 
     def _offer(self, envelope: dict | None) -> bool:
         """Queue a checked envelope (None: refused already); False while the queue is full."""
@@ -327,10 +328,8 @@ class RosInbox:
 
     def close(self) -> None:
         """Stop taking, answer what is still waiting with errors, and unsubscribe."""
-        reads = {self.topics[0]: self._read_typed, self.topics[1]: self._read_json}
-
         def refuse(sub: Any, msg: Any) -> None:
-            envelope = reads[sub.topic_name](msg, sub.topic_name)
+            envelope = self.topics[sub.topic_name](msg, sub.topic_name)
             if envelope is not None:
                 self._refuse(f'head {self.head.name!r} has stopped', envelope, sub.topic_name)
         self._subscriptions.close(self.head.node, refuse)
