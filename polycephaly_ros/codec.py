@@ -84,19 +84,30 @@ _NUMBERS = (int, float)
 
 def check(obj: Mapping[str, Any], *, route: str, poison_pill: str | None = None) -> dict[str, Any]:
     """Return a checked copy of a parsed envelope, defaults filled in and route set."""
-    envelope = dict(obj)
-    # The common case, all headers well formed, in a few comparisons; anything else is
-    # checked again below, header by header, to say exactly what is wrong.
-    get = envelope.get
-    recipient, subject, index = get('recipient'), get('subject'), get('threadindex', 1)
-    if (type(recipient) is str and recipient and type(subject) is str
-            and not subject.startswith(CONTROL_PREFIX) and subject != poison_pill
-            and type(index) is int and index >= 1
-            and type(get('sender', '')) is str
-            and type(get('messageid', 'x')) is str and get('messageid', 'x')
-            and type(get('threadid', 'x')) is str and get('threadid', 'x')
-            and type(get('time', 0.0)) in _NUMBERS and type(get('priority', 0)) in _NUMBERS):
-        return _complete(envelope, route)
+    return _checked(dict(obj), route, poison_pill)
+
+
+def _checked(envelope: dict[str, Any], route: str, poison_pill: str | None) -> dict[str, Any]:
+    """Check envelope in place (see check())."""
+    # The common case, every header present and well formed, in a few comparisons; anything
+    # else is checked again below, header by header, to say exactly what is wrong.
+    try:
+        recipient, subject = envelope['recipient'], envelope['subject']
+        index, sender = envelope['threadindex'], envelope['sender']
+        messageid, threadid, sent = envelope['messageid'], envelope['threadid'], envelope['time']
+    except KeyError:
+        pass  # a header left out: below
+    else:
+        if (type(recipient) is str and recipient and type(subject) is str
+                and not subject.startswith(CONTROL_PREFIX) and subject != poison_pill
+                and type(index) is int and index >= 1 and type(sender) is str
+                and type(messageid) is str and messageid and type(threadid) is str and threadid
+                and type(sent) in _NUMBERS and type(envelope.get('priority', 0)) in _NUMBERS):
+            envelope['recipient'] = recipient.lower()
+            if 'body' not in envelope:
+                envelope['body'] = None
+            envelope['route'] = route
+            return envelope
     for header in ('recipient', 'subject'):
         if header not in envelope:
             raise EnvelopeError(f'missing header {header!r}')
@@ -147,7 +158,7 @@ def decode(
     data: bytes | bytearray | memoryview | str, *, route: str, poison_pill: str | None = None
 ) -> dict[str, Any]:
     """Return the envelope in one JSON frame received on route, or raise EnvelopeError."""
-    return check(parse(data), route=route, poison_pill=poison_pill)
+    return _checked(parse(data), route, poison_pill)  # parse() made it: no copy
 
 
 def error_envelope(reason: str, original: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -13,8 +13,9 @@ from .errors import EnvelopeError
 CORE_HEADERS = frozenset(
     ('messageid', 'threadid', 'threadindex', 'sender', 'recipient', 'subject', 'body', 'time')
 )
+_PER_ENVELOPE = ('route', 'priority')
 #: Headers the framework sets or reads itself; they are never echoed by reply().
-RESERVED_HEADERS = CORE_HEADERS | frozenset(('route', 'priority'))
+RESERVED_HEADERS = CORE_HEADERS | frozenset(_PER_ENVELOPE)
 #: Subjects starting with this prefix are control messages of the framework.
 CONTROL_PREFIX = 'polycephaly.'
 #: The route envelopes travel on between heads of one application.
@@ -88,33 +89,8 @@ def make(
     threadindex: int = 1,
 ) -> dict[str, Any]:
     """Return a new envelope from sender to recipient; extra headers are copied in."""
-    if not isinstance(recipient, str) or not recipient:
-        raise EnvelopeError(f'recipient must be a non-empty head name, not {recipient!r}')
-    if not isinstance(subject, str):
-        raise EnvelopeError(f'subject must be text, not {type(subject).__name__}: {subject!r}')
-    if headers:
-        clash = CORE_HEADERS.intersection(headers)
-        if clash:
-            raise EnvelopeError(
-                f'header(s) {", ".join(sorted(clash))} are set by polycephaly_ros, not by the caller'
-            )
-        envelope = dict(headers)
-    else:
-        envelope = {}
-    envelope['sender'] = sender
-    envelope['recipient'] = recipient.lower()
-    envelope['subject'] = subject
-    envelope['body'] = body
-    envelope['messageid'] = _pool.pop() if _pool else new_id()
-    envelope['threadid'] = threadid or (_pool.pop() if _pool else new_id())
-    envelope['threadindex'] = threadindex
-    envelope['time'] = time.time()
-    return envelope
-
-
-def extra_headers(envelope: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the headers of an envelope that are not reserved by the framework."""
-    return {k: v for k, v in envelope.items() if k not in RESERVED_HEADERS}
+    return _address({}, sender, recipient, subject, body, headers,
+                    threadid or (_pool.pop() if _pool else new_id()), threadindex)
 
 
 def answer(
@@ -129,10 +105,45 @@ def answer(
         to, thread, index = original['sender'], original['threadid'], original['threadindex']
     except KeyError as missing:
         raise EnvelopeError(f'cannot reply to an envelope without a {missing} header') from None
-    echoed = extra_headers(original)
+    # A copy of the original keeps its extra headers: _address() sets every core header and
+    # the other reserved ones are dropped (cheaper than picking the extras one by one).
+    reply = dict(original)
+    for header in _PER_ENVELOPE:
+        reply.pop(header, None)
+    return _address(reply, sender, to, subject, body, headers, thread, int(index) + 1)
+
+
+def _address(
+    envelope: dict[str, Any],
+    sender: str,
+    recipient: str,
+    subject: str,
+    body: Any,
+    headers: Mapping[str, Any] | None,
+    threadid: str,
+    threadindex: int,
+) -> dict[str, Any]:
+    """Set the caller's extra headers and every core header of envelope; return it."""
+    if not isinstance(recipient, str) or not recipient:
+        raise EnvelopeError(f'recipient must be a non-empty head name, not {recipient!r}')
+    if not isinstance(subject, str):
+        raise EnvelopeError(f'subject must be text, not {type(subject).__name__}: {subject!r}')
     if headers:
-        echoed.update(headers)
-    return make(sender, to, subject, body, echoed, threadid=thread, threadindex=int(index) + 1)
+        clash = CORE_HEADERS.intersection(headers)
+        if clash:
+            raise EnvelopeError(
+                f'header(s) {", ".join(sorted(clash))} are set by polycephaly_ros, not by the caller'
+            )
+        envelope.update(headers)
+    envelope['sender'] = sender
+    envelope['recipient'] = recipient.lower()
+    envelope['subject'] = subject
+    envelope['body'] = body
+    envelope['messageid'] = _pool.pop() if _pool else new_id()
+    envelope['threadid'] = threadid
+    envelope['threadindex'] = threadindex
+    envelope['time'] = time.time()
+    return envelope
 
 
 def is_reply_to(candidate: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
