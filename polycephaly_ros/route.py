@@ -17,7 +17,10 @@ Inbound (outside -> heads)
 Outbound (heads -> outside)
     Every envelope in the route head's inbox whose ``recipient`` is not the route head itself
     is sent out by :meth:`RouteHead.transmit` (a filter on recipient that runs before, and
-    instead of, the head's other filters). ``via`` and ``route`` are per-hop headers and are
+    instead of, the head's other filters). What the route head sends itself, and, when its
+    transport sends from any thread (:attr:`RouteHead.transmit_from_any_thread`), what the
+    other heads of its process send, skips its inbox: the bus hands it to the route at once,
+    in the sender's thread (one thread hop fewer for a reply). ``via`` and ``route`` are per-hop headers and are
     stripped; message id, thread id and thread index travel unchanged, so
     ``wait_for_reply`` works across the route. If the transport cannot send (peer gone, not
     connected, not reading), the failure is logged as an error and, when the sender is a
@@ -39,8 +42,8 @@ Reaching outside names
     configuration error. Names neither local nor listed still go to the ROS bridge.
 
 Threading: transport callbacks (and so :meth:`deliver`) run in the transport's thread and
-use only ``Bus.post``, which is thread-safe; :meth:`transmit` and every filter run in the
-route head's own thread. A transport may also run without a thread of its own, its
+use only ``Bus.post``, which is thread-safe; every filter runs in the route head's own
+thread, and so does :meth:`transmit` unless ``transmit_from_any_thread`` is set. A transport may also run without a thread of its own, its
 descriptor watched by the head's inbox (``self._inbox.watch(fd, callback)``): then its
 callbacks run in the head's thread between envelopes, one thread hop fewer each way
 (UnixSocketServerHead does this by default). The transport is opened before ``birth()`` and
@@ -60,7 +63,7 @@ from typing import Any, Callable, Iterable, Mapping
 from . import envelope as env
 from .errors import ConfigurationError, PolycephalyError, UnknownRecipient
 from .filters import FilterSet
-from .head import Process, _check_outgoing
+from .head import Process
 
 #: The subject of error frames and bounces.
 ERROR_SUBJECT = 'error'
@@ -91,6 +94,10 @@ class RouteHead(Process):
     #: The route name inbound envelopes carry (``envelope['route']``); a ``route`` kwarg
     #: given to add_process overrides it.
     route: str = 'external'
+    #: Whether transmit() may be called from any thread of this process (the transport's
+    #: send is thread-safe). Then the heads of this process send out over the route in their
+    #: own thread; otherwise their envelopes wait in the route head's inbox for its thread.
+    transmit_from_any_thread: bool = False
     _thread_id: int | None = None  # the head's own thread, once it runs
 
     def __init__(self) -> None:
@@ -140,20 +147,13 @@ class RouteHead(Process):
         envelope[env.VIA] = self._name
         self._bus.post(envelope, handover=True)  # freshly decoded: nothing else holds it
 
-    # -- outbound, head thread -------------------------------------------------------
-    def _post(self, envelope: dict, timeout: float | None) -> None:
-        # What this head itself sends out over its route leaves at once, not via its inbox.
-        name = envelope['recipient']
-        directory = self._bus.directory
-        if name not in directory.addresses and threading.get_ident() == self._thread_id:
-            via = envelope.get(env.VIA)
-            if via not in directory.addresses:
-                via = directory.remote.get(name)
-            if via == self._name and envelope['subject'] != self._poison_pill:
-                _check_outgoing(envelope)
-                self._outbound(envelope)
-                return
-        super()._post(envelope, timeout)
+    # -- outbound --------------------------------------------------------------------
+    def _send_out(self, envelope: dict) -> bool:
+        """Send envelope out now if the calling thread may call transmit(); tell whether it did."""
+        if not self.transmit_from_any_thread and threading.get_ident() != self._thread_id:
+            return False
+        self._outbound(envelope)
+        return True
 
     def _outbound(self, envelope: dict) -> None:
         out = dict(envelope)
@@ -205,10 +205,12 @@ class RouteHead(Process):
     def _loop(self, after_birth: Callable[[], None] | None = None) -> None:
         self._thread_id = threading.get_ident()
         self.open_transport()
+        self._bus.outbound[self._name] = self._send_out
         super()._loop(after_birth)
 
     def _finish(self) -> int:
         try:
             return super()._finish()
         finally:
+            self._bus.outbound.pop(self._name, None)
             self.close_transport()

@@ -665,6 +665,7 @@ class UnixSocketServerHead(RouteHead):
     """
 
     route = 'uds'
+    transmit_from_any_thread = True  # UnixSocketServer.send() is thread-safe
 
     @classmethod
     def configure(cls, kwargs: Any) -> list[str]:
@@ -714,6 +715,7 @@ class UnixSocketClientHead(RouteHead):
     """
 
     route = 'uds'
+    transmit_from_any_thread = True  # UnixSocketClient.send() is thread-safe
 
     @classmethod
     def configure(cls, kwargs: Any) -> list[str]:
