@@ -178,3 +178,11 @@ class ServingEcho(UnixSocketServerHead):
     def ping(self, message: dict) -> None:
         self.reply(message, {'body': message['body'], 'via': message.get('via'),
                              'thread': threading.get_ident() == self._thread_id})
+
+
+class BusyServer(UnixSocketServerHead):
+    """A server head whose own thread waits in life() on the Event kwargs['gate']."""
+
+    def life(self) -> None:
+        self.kwargs['gate'].wait(30)
+        self.mailman()

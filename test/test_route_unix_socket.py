@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import orjson
 import pytest
 
 from harness import Harness, ask, run_script, until
-from heads import RouteEcho, ServingEcho
+from heads import BusyServer, RouteEcho, ServingEcho
 from polycephaly_ros import Process
 from polycephaly_ros.errors import ConfigurationError
 from polycephaly_ros.route import BOUNCED_BY
@@ -93,6 +94,30 @@ def test_a_server_head_answers_its_clients_itself(path: Path, mode: str) -> None
         [('server', 'touch', f't-{i}', 2) for i in range(3)]
     assert all(r['body']['via'] == 'server' and r['body']['thread'] for r in replies)
     assert 'via' not in replies[0] and 'route' not in replies[0]
+
+
+def test_replies_leave_while_the_route_head_itself_is_busy(path: Path) -> None:
+    # With transport_thread=True frames come in while the route head's own thread is held
+    # in life(); the echo head's reply goes out from its own thread, not the route head's.
+    gate = threading.Event()
+
+    def script(main: Process) -> Any:
+        client = RawClient(path)
+        try:
+            client.send(recipient='echo', subject='ping', sender='touch', body='busy')
+            reply = client.recv()
+            return reply, gate.is_set()
+        finally:
+            gate.set()
+            client.close()
+
+    heads = [(BusyServer, {'name': 'uds_server', 'path': str(path), 'transport_thread': True,
+                           'gate': gate}),
+             (RouteEcho, {'name': 'echo'})]
+    reply, opened = run_script(script, heads, ros=False).outcome
+    assert not opened  # the route head was still waiting in life()
+    assert (reply['sender'], reply['subject'], reply['body']['body']) == ('echo', 'reply', 'busy')
+    assert reply['body']['via'] == 'uds_server'
 
 
 def test_socat_reaches_a_head(path: Path) -> None:
