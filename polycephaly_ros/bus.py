@@ -284,8 +284,8 @@ class Poller:
 class Inbox(Poller):
     """The receiving end of one head: its connections, its queue (FIFO or priority) and its waker.
 
-    Threading contract: poll(), get(), take() and watch() belong to the owning head's
-    thread; wake() may be called from any thread or a signal handler, push() from any
+    Threading contract: poll(), get(), take(), watch(), when_room() and call_later() belong
+    to the owning head's thread; wake() may be called from any thread or a signal handler, push() from any
     thread of the owning process.
     """
 
@@ -313,6 +313,7 @@ class Inbox(Poller):
         self._local: deque[tuple[Any, int]] = deque()
         self._owner: int | None = None  # the thread that polls
         self._on_room: list[Callable[[], None]] = []  # see when_room()
+        self._later: list[tuple[float, int, Callable[[], None]]] = []  # see call_later()
         super().__init__()
         listener.setblocking(False)
         self._listener = listener
@@ -337,6 +338,11 @@ class Inbox(Poller):
         local = self._local
         if local:
             timeout = 0.0
+        later = self._later
+        if later:
+            due = max(later[0][0] - time.monotonic(), 0.0)
+            if timeout < 0 or due < timeout:
+                timeout = due
         self._owner = threading.get_ident()
         watched = self._watched
         events = self._epoll.poll(timeout)
@@ -344,6 +350,8 @@ class Inbox(Poller):
             entry = watched.get(fd)
             if entry is not None:  # a callback may have unwatched it meanwhile
                 entry[1](entry[0])
+        while later and later[0][0] <= time.monotonic():
+            heapq.heappop(later)[2]()
         while local:
             item, counted = local.popleft()
             self._arrive(item if type(item) is dict else pickle.loads(item), counted)
@@ -410,6 +418,10 @@ class Inbox(Poller):
     def when_room(self, callback: Callable[[], None]) -> None:
         """Call callback once, in the owner's thread, when an envelope next leaves the queue."""
         self._on_room.append(callback)
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        """Call callback once, in the owner's thread, from the first poll() delay seconds on."""
+        heapq.heappush(self._later, (time.monotonic() + delay, next(self._seq), callback))
 
     def _release(self, counted: int, envelope: dict) -> dict:
         if counted:

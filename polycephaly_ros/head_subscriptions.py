@@ -75,7 +75,8 @@ def notify_on_event(event: Any, fd: int | None) -> None:
 
 
 #: Called with each message taken; returns False when it cannot take it now (the message is
-#: then held, and offered again once an envelope leaves the head's queue).
+#: then held, and offered again once an envelope leaves the head's queue, or after
+#: look_again_later()).
 OnMessage = Callable[[Any], bool]
 
 
@@ -199,6 +200,10 @@ class HeadSubscriptions:
                 msg = None
             else:
                 self._look_again()  # more may wait
+
+    def look_again_later(self, delay: float) -> None:
+        """Offer a held message again in delay seconds (when room will come with no event)."""
+        self._inbox.call_later(delay, self._look_again)
 
     def _look_again(self) -> None:
         if not self._closed:

@@ -35,9 +35,10 @@ nested messages as dicts, arrays and sequences as lists, bytes as integers), ``r
 ``"ros"``, extra headers ``topic`` (the fully resolved topic name) and ``msgtype``. Filters
 receive it with ``route='ros'`` (or ``route=None``). The bridging head's own thread takes the
 messages (:class:`~polycephaly_ros.head_subscriptions.HeadSubscriptions`; no executor).
-For the bridging head itself, messages wait in the subscription while its queue is full (its
-QoS decides what is kept: the last 10 by default); for another head, the envelope waits up to
-``send_timeout`` for room in that head's queue and is then dropped with a warning.
+While the receiving head's queue is full, messages wait in the subscription (its QoS decides
+what is kept: the last 10 by default; with ``history: keep_all`` and ``reliability: reliable``
+nothing is lost) and the bridging head goes on with its other work; it offers them again
+when its own queue has room, or every :data:`FULL_RETRY` seconds for another head's.
 Incompatible QoS from a publisher is logged as a warning naming the topic and the policy.
 
 Outbound, the bridging head gets a filter on ``subject``; the body of each matching envelope
@@ -67,6 +68,8 @@ from .head import Process
 from .head_subscriptions import HeadSubscriptions
 
 _log = logging.getLogger('polycephaly_ros.topic_bridge')
+#: Seconds between looks at another head's full queue for a message waiting for room.
+FULL_RETRY = 0.01
 _INBOUND_KEYS = {'topic', 'type', 'to', 'subject', 'qos'}
 _OUTBOUND_KEYS = {'topic', 'type', 'subject', 'qos', 'route'}
 
@@ -204,12 +207,13 @@ class TopicBridge:
                                 {'topic': topic, 'msgtype': msgtype})
             envelope['route'] = convert.ROUTE
             try:
-                head._bus.post(envelope, timeout=0 if to_self else None, handover=True)
+                head._bus.post(envelope, timeout=0, handover=True)
             except QueueFull:
-                if to_self:
-                    return False  # wait in the subscription until the queue has room
-                _log.warning('dropped a message from %s: the queue of head %r stayed full',
-                             topic, to)
+                # Wait in the subscription until the queue has room: this head's own queue
+                # says when; another head's is looked at again every FULL_RETRY seconds.
+                if not to_self:
+                    self._subscriptions.look_again_later(FULL_RETRY)
+                return False
             except PolycephalyError as exc:
                 _log.warning('dropped a message from %s: head %r cannot take it: %s',
                              topic, to, exc)

@@ -45,3 +45,17 @@ def test_a_push_from_another_thread_wakes_the_head_waiting_for_mail(tmp_path: Pa
         inbox.wake()
         owner.join(5)
         inbox.close()
+
+
+def test_call_later_runs_when_due_and_ends_a_poll_that_would_wait_for_ever(tmp_path: Path):
+    inbox = _inbox(tmp_path)
+    calls: list[str] = []
+    try:
+        inbox.call_later(0.5, lambda: calls.append('second'))
+        inbox.call_later(0.0, lambda: calls.append('first'))
+        inbox.poll(0.0)
+        assert calls == ['first']  # the later one is not due yet
+        inbox.poll(None)  # would wait for ever without a callback due
+        assert calls == ['first', 'second']
+    finally:
+        inbox.close()

@@ -9,7 +9,13 @@ import threading
 import pytest
 
 from harness import ask, run_script, until
-from polycephaly_ros import ConfigurationError, EnvelopeError, NotSerializable, message_filter
+from polycephaly_ros import (
+    ConfigurationError,
+    EnvelopeError,
+    NotSerializable,
+    Process,
+    message_filter,
+)
 from polycephaly_ros import convert
 from polycephaly_ros.topic_bridge import BridgeHead, load_config
 
@@ -164,8 +170,8 @@ def test_topics_reach_heads_and_envelopes_become_published_messages(leftover_pro
 HOLD = threading.Event()
 
 
-class SlowBridge(BridgeHead):
-    """Bridge a topic to this head and keep what arrives; 'hold' keeps it busy until HOLD."""
+class Keeper(Process):
+    """Keep the numbers bridged to this head; 'hold' keeps it busy until HOLD is set."""
 
     def birth(self) -> None:
         super().birth()
@@ -185,10 +191,15 @@ class SlowBridge(BridgeHead):
         self.reply(message, self.seen)
 
 
-def test_a_bridge_to_its_own_busy_head_loses_nothing_while_the_queue_is_full():
+class SlowBridge(Keeper, BridgeHead):
+    """A bridge head that is its own keeper."""
+
+
+@pytest.mark.parametrize('to', ['bridge', 'keeper'])
+def test_a_bridge_to_a_busy_head_loses_nothing_while_its_queue_is_full(to: str):
     count = 60  # twelve times the queue
     reliable = {'history': 'keep_all', 'reliability': 'reliable'}
-    config = {'inbound': [{'topic': 'numbers', 'type': 'std_msgs/msg/Int32',
+    config = {'inbound': [{'topic': 'numbers', 'type': 'std_msgs/msg/Int32', 'to': to,
                            'subject': 'numbers', 'qos': reliable}]}
 
     def script(main):
@@ -199,18 +210,25 @@ def test_a_bridge_to_its_own_busy_head_loses_nothing_while_the_queue_is_full():
         pub = main.node.create_publisher(Int32, 'numbers', make_qos(reliable, 'test'))
         until(main, lambda: pub.get_subscription_count() > 0, timeout=20)
         HOLD.clear()
-        assert ask(main, 'bridge', 'hold') == 'holding'  # the bridge head is busy from now on
+        assert ask(main, to, 'hold') == 'holding'  # the receiving head is busy from now on
         for i in range(count):
             pub.publish(Int32(data=i))
+        if to == 'keeper':  # the keeper's queue fills up; the bridge head stays free
+            from rclpy.duration import Duration
+
+            assert pub.wait_for_all_acked(Duration(seconds=20))
+            assert ask(main, 'bridge', 'report', timeout=5) == []
         HOLD.set()
 
         def complete():
-            seen = ask(main, 'bridge', 'report')
+            seen = ask(main, to, 'report')
             return seen if len(seen) >= count else None
         return until(main, complete, timeout=30)
 
-    seen = run_script(script, [(SlowBridge, {'name': 'bridge', 'config': config})],
-                      namespace='/robot', queue_size=5).outcome
+    heads = [(SlowBridge, {'name': 'bridge', 'config': config})]
+    if to == 'keeper':
+        heads.append((Keeper, {'name': 'keeper'}))
+    seen = run_script(script, heads, namespace='/robot', queue_size=5).outcome
     assert seen == list(range(count))
 
 
