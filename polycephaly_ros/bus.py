@@ -148,9 +148,10 @@ class Bus:
                 ) from exc
         wait = self.send_timeout if timeout is None else timeout
         if not control and not (address.slots.acquire(False) or address.slots.acquire(True, wait)):
+            held = f'stayed full for {wait:g} s' if wait > 0 else 'is full'
             raise QueueFull(
-                f'queue of head {name!r} stayed full ({address.queue_size} envelopes) for '
-                f'{wait:g} s; envelope {envelope.get("subject")!r} not sent'
+                f'queue of head {name!r} {held} ({address.queue_size} envelopes); envelope '
+                f'{envelope.get("subject")!r} not sent'
             )
         if inbox is not None:
             inbox.push(payload, 0 if control else _COUNTED)
@@ -245,11 +246,14 @@ def listen(path: str) -> socket.socket:
 
 
 class Poller:
-    """Call back for the descriptors that are ready: a small epoll loop (a head's Inbox is one)."""
+    """Call back for the descriptors that are ready and the timers that are due: a small epoll
+    loop (a head's Inbox is one). Threading contract: one thread runs it."""
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
         self._watched: dict[int, tuple[Any, Callable[[Any], None]]] = {}
+        self._later: list[tuple[float, int, Callable[[], None]]] = []  # see call_later()
+        self._tickets = itertools.count()
 
     def watch(self, fileobj: Any, callback: Callable[[Any], None]) -> None:
         """Call callback(fileobj) whenever fileobj (an fd or a socket) is readable."""
@@ -268,13 +272,28 @@ class Poller:
         self._epoll.unregister(fd)
         del self._watched[fd]
 
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        """Call callback() once, from the first wait that ends delay seconds from now or later."""
+        heapq.heappush(self._later, (time.monotonic() + delay, next(self._tickets), callback))
+
     def run_once(self, timeout: float | None = None) -> None:
         """Wait up to timeout seconds (None: for ever) and call back for what is ready."""
+        self._wait(-1 if timeout is None else timeout)
+
+    def _wait(self, timeout: float) -> None:
+        """Wait up to timeout seconds (< 0: until something happens), then call back."""
+        later = self._later
+        if later:
+            due = max(later[0][0] - time.monotonic(), 0.0)
+            if timeout < 0 or due < timeout:
+                timeout = due
         watched = self._watched
-        for fd, _ in self._epoll.poll(-1 if timeout is None else timeout):
+        for fd, _ in self._epoll.poll(timeout):
             entry = watched.get(fd)
             if entry is not None:  # a callback may have unwatched it meanwhile
                 entry[1](entry[0])
+        while later and later[0][0] <= time.monotonic():
+            heapq.heappop(later)[2]()
 
     def close(self) -> None:
         """Close the poller (not the watched descriptors)."""
@@ -285,8 +304,8 @@ class Inbox(Poller):
     """The receiving end of one head: its connections, its queue (FIFO or priority) and its waker.
 
     Threading contract: poll(), get(), take(), watch(), when_room() and call_later() belong
-    to the owning head's thread; wake() may be called from any thread or a signal handler, push() from any
-    thread of the owning process.
+    to the owning head's thread; wake() may be called from any thread or a signal handler,
+    push() from any thread of the owning process.
     """
 
     def __init__(
@@ -313,7 +332,6 @@ class Inbox(Poller):
         self._local: deque[tuple[Any, int]] = deque()
         self._owner: int | None = None  # the thread that polls
         self._on_room: list[Callable[[], None]] = []  # see when_room()
-        self._later: list[tuple[float, int, Callable[[], None]]] = []  # see call_later()
         super().__init__()
         listener.setblocking(False)
         self._listener = listener
@@ -338,20 +356,8 @@ class Inbox(Poller):
         local = self._local
         if local:
             timeout = 0.0
-        later = self._later
-        if later:
-            due = max(later[0][0] - time.monotonic(), 0.0)
-            if timeout < 0 or due < timeout:
-                timeout = due
         self._owner = threading.get_ident()
-        watched = self._watched
-        events = self._epoll.poll(timeout)
-        for fd, _ in events:
-            entry = watched.get(fd)
-            if entry is not None:  # a callback may have unwatched it meanwhile
-                entry[1](entry[0])
-        while later and later[0][0] <= time.monotonic():
-            heapq.heappop(later)[2]()
+        self._wait(timeout)
         while local:
             item, counted = local.popleft()
             self._arrive(item if type(item) is dict else pickle.loads(item), counted)
@@ -418,10 +424,6 @@ class Inbox(Poller):
     def when_room(self, callback: Callable[[], None]) -> None:
         """Call callback once, in the owner's thread, when an envelope next leaves the queue."""
         self._on_room.append(callback)
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
-        """Call callback once, in the owner's thread, from the first poll() delay seconds on."""
-        heapq.heappush(self._later, (time.monotonic() + delay, next(self._seq), callback))
 
     def _release(self, counted: int, envelope: dict) -> dict:
         if counted:

@@ -132,11 +132,13 @@ class RouteHead(Process):
         """Stop the transport (after death())."""
 
     # -- inbound, transport thread ---------------------------------------------------
-    def deliver(self, envelope: dict) -> None:
+    def deliver(self, envelope: dict, timeout: float | None = None) -> None:
         """Post a decoded inbound envelope to its recipient head, or raise saying why not.
 
-        Safe from any thread. Raises UnknownRecipient, RecipientUnavailable, QueueFull (or
-        another PolycephalyError); the transport turns that into an error frame.
+        Safe from any thread. Raises UnknownRecipient, RecipientUnavailable, QueueFull (once
+        the recipient's queue stayed full for timeout seconds, by default the bus's send
+        timeout) or another PolycephalyError; the transport turns that into an error frame
+        (or, for QueueFull, may hold the frame and offer it again).
         """
         recipient = envelope['recipient']
         directory = self._bus.directory
@@ -145,7 +147,7 @@ class RouteHead(Process):
             raise UnknownRecipient(
                 f'no head named {recipient!r} behind route {self.route!r} (heads: {known})')
         envelope[env.VIA] = self._name
-        self._bus.post(envelope, handover=True)  # freshly decoded: nothing else holds it
+        self._bus.post(envelope, timeout=timeout, handover=True)  # nothing else holds it
 
     # -- outbound --------------------------------------------------------------------
     def _send_out(self, envelope: dict) -> bool:

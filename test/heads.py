@@ -186,3 +186,12 @@ class BusyServer(UnixSocketServerHead):
     def life(self) -> None:
         self.kwargs['gate'].wait(30)
         self.mailman()
+
+
+class GatedEcho(Process):
+    """Answer 'ping' on any route once the Event kwargs['gate'] is set (its queue fills meanwhile)."""
+
+    @message_filter(route=None, subject='ping')
+    def ping(self, message: dict) -> None:
+        self.kwargs['gate'].wait(30)
+        self.reply(message, message['body'])

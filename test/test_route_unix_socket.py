@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from harness import Harness, ask, run_script, until
-from heads import BusyServer, RouteEcho, ServingEcho
+from heads import BusyServer, GatedEcho, RouteEcho, ServingEcho
 from polycephaly_ros import Process
 from polycephaly_ros.errors import ConfigurationError
 from polycephaly_ros.route import BOUNCED_BY
@@ -118,6 +118,66 @@ def test_replies_leave_while_the_route_head_itself_is_busy(path: Path) -> None:
     assert not opened  # the route head was still waiting in life()
     assert (reply['sender'], reply['subject'], reply['body']['body']) == ('echo', 'reply', 'busy')
     assert reply['body']['via'] == 'uds_server'
+
+
+def frames(count: int, recipient: str) -> bytes:
+    """Return count ping frames to recipient, bodies 0..count-1, in one write."""
+    return b''.join(orjson.dumps({'recipient': recipient, 'subject': 'ping', 'sender': 'touch',
+                                  'body': i}) + b'\n' for i in range(count))
+
+
+@pytest.mark.parametrize('mode', ['thread', 'process'])
+def test_a_client_writing_faster_than_the_head_reads_is_held_back_not_refused(
+        path: Path, mode: str) -> None:
+    # 300 frames in one write to a head whose queue takes 5: they wait in the socket until
+    # there is room (the server reads that client no further meanwhile); none is refused.
+    count = 300
+
+    def script(main: Process) -> Any:
+        client = RawClient(path)
+        try:
+            client.sock.sendall(frames(count, 'server'))
+            return [client.recv() for _ in range(count)]
+        finally:
+            client.close()
+
+    replies = run_script(script, [(ServingEcho, {'name': 'server', 'mode': mode,
+                                                 'path': str(path)})],
+                         ros=False, queue_size=5).outcome
+    assert [r['subject'] for r in replies] == ['reply'] * count
+    assert [r['body']['body'] for r in replies] == list(range(count))
+
+
+def test_a_frame_waiting_for_a_full_queue_gets_an_error_after_the_send_timeout(
+        path: Path) -> None:
+    # 'echo' is stuck on its first ping with a queue of 2: a client's fourth frame waits
+    # send_timeout, then is answered with an error frame (and so is the fifth); another
+    # client is served meanwhile.
+    gate = threading.Event()
+
+    def script(main: Process) -> Any:
+        stuck, other = RawClient(path), RawClient(path)
+        try:
+            stuck.sock.sendall(frames(5, 'echo'))  # 0 runs (and waits), 1 and 2 fill the queue
+            other.send(recipient='server', subject='ping', sender='other', body='free')
+            served = other.recv()
+            errors = [stuck.recv(), stuck.recv()]
+            gate.set()
+            return served, errors, [stuck.recv() for _ in range(3)]
+        finally:
+            gate.set()
+            stuck.close()
+            other.close()
+
+    heads = [(ServingEcho, {'name': 'server', 'path': str(path)}),
+             (GatedEcho, {'name': 'echo', 'gate': gate})]
+    served, errors, replies = run_script(script, heads, ros=False, queue_size=2,
+                                         send_timeout=0.3).outcome
+    assert served['body']['body'] == 'free'
+    assert [e['subject'] for e in errors] == ['error', 'error']
+    assert "queue of head 'echo' is full (2 envelopes)" in errors[0]['body']['error']
+    assert '0.3 s' in errors[0]['body']['error']
+    assert [r['body'] for r in replies] == [0, 1, 2]
 
 
 def test_socat_reaches_a_head(path: Path) -> None:

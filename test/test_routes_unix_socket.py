@@ -9,6 +9,7 @@ import queue
 import selectors
 import socket
 import stat
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -16,7 +17,12 @@ import orjson
 import pytest
 
 from polycephaly_ros import codec, envelope
-from polycephaly_ros.errors import ConfigurationError, RecipientUnavailable, UnknownRecipient
+from polycephaly_ros.errors import (
+    ConfigurationError,
+    QueueFull,
+    RecipientUnavailable,
+    UnknownRecipient,
+)
 from polycephaly_ros.routes.unix_socket import UnixSocketClient, UnixSocketServer
 from raw_client import RawClient, socat_exchange
 
@@ -221,6 +227,35 @@ def test_on_envelope_errors_are_answered_and_the_server_survives(
     raw.send(recipient='main', subject='hi')
     assert raw.recv()['body'] == {'error': 'not delivered: internal error'}
     raw.close()
+
+
+def test_queue_full_holds_that_clients_frames_in_order_and_serves_the_others(
+        make_server: Callable[..., UnixSocketServer], sock_path: Path) -> None:
+    taken: queue.Queue = queue.Queue()
+    room = threading.Event()
+
+    def on_envelope(env: dict[str, Any], cid: int) -> None:
+        if env['recipient'] == 'full' and not room.is_set():
+            raise QueueFull("queue of head 'full' is full")
+        taken.put(env['body'])
+
+    make_server(on_envelope)
+    held, other, leaving = RawClient(sock_path), RawClient(sock_path), RawClient(sock_path)
+    try:
+        held.sock.sendall(b''.join(orjson.dumps({'recipient': r, 'subject': 's', 'body': b})
+                                   + b'\n' for r, b in [('full', 1), ('any', 2), ('full', 3)]))
+        leaving.send(recipient='full', subject='s', body='left')
+        other.send(recipient='any', subject='s', body='other')
+        assert taken.get(timeout=TIMEOUT) == 'other'  # not held up by the waiting clients
+        leaving.close()  # what it sent was read: it is still delivered
+        room.set()
+        bodies = [taken.get(timeout=TIMEOUT) for _ in range(4)]
+        assert [b for b in bodies if b != 'left'] == [1, 2, 3] and 'left' in bodies  # in order
+        held.send(recipient='any', subject='s', body=4)  # read again once all were taken
+        assert taken.get(timeout=TIMEOUT) == 4
+    finally:
+        held.close()
+        other.close()
 
 
 def test_two_hundred_clients_at_once(make_server: Callable[..., UnixSocketServer],

@@ -21,7 +21,11 @@ Security rules:
 Transport only: the server calls ``on_envelope(envelope, client_id)`` from its one
 background thread (client ids are ints from 1, never reused by a server); if it raises, the
 client gets an error frame (``not delivered: ...``: the message of a PolycephalyError, else
-``internal error``, logged with its traceback). ``send()`` may be called from any thread; it
+``internal error``, logged with its traceback). Raising :class:`QueueFull` means "not now":
+that frame and every later one from the same client wait, and the client is not read
+meanwhile (its writes block once the socket buffers fill: back-pressure, nothing lost); the
+frame is offered again every :data:`HOLD_RETRY` seconds, and after ``hold_timeout`` seconds
+it is answered with an error frame instead. Other clients are not held up. ``send()`` may be called from any thread; it
 writes straight to the client's socket when nothing is pending for it, and leaves the rest to
 the server's loop. ``start(poller=...)`` runs no thread: the server's sockets are watched by
 the given poller, whose owner thread then runs the server between its own work; a head's
@@ -40,6 +44,7 @@ import socket
 import stat
 import threading
 import time
+from collections import deque
 from typing import Any, Callable, Iterator
 
 from .. import codec
@@ -58,6 +63,8 @@ from ..errors import (
 MAX_FRAME = 1 << 20
 #: Most bytes that may wait to be written to one connection before sends to it are refused.
 MAX_PENDING = 16 << 20
+#: Seconds between offers of a frame whose recipient's queue was full.
+HOLD_RETRY = 0.002
 _RECV = 1 << 16
 _UMASK_LOCK = threading.Lock()
 _log = logging.getLogger('polycephaly_ros.routes.unix_socket')
@@ -107,6 +114,10 @@ class _Conn:
         self.names: set[str] = set()
         self.writing = False
         self.closed = False
+        #: Frames read but not taken yet (None: an over-long one), oldest first; while any
+        #: wait, the connection is not watched (so not read).
+        self.held: deque[bytes | None] = deque()
+        self.held_since = 0.0  # when the oldest held frame was first refused
 
 
 def _gid(group: str | int) -> int:
@@ -159,6 +170,7 @@ class UnixSocketServer:
         group: str | int | None = None,
         max_frame: int = MAX_FRAME,
         poison_pill: str | None = None,
+        hold_timeout: float = 2.0,
     ) -> None:
         if not 0 <= mode <= 0o777:
             raise ConfigurationError(f'mode must be permission bits 0..0o777, not {mode:#o}')
@@ -169,6 +181,7 @@ class UnixSocketServer:
         self.mode = mode
         self.gid = None if group is None else _gid(group)
         self.max_frame = max_frame
+        self.hold_timeout = hold_timeout
         self._on_envelope = on_envelope
         self._poison_pill = poison_pill
         self._lock = threading.Lock()
@@ -336,8 +349,13 @@ class UnixSocketServer:
             conn = _Conn(next(self._ids), sock, self.max_frame)
             with self._lock:
                 self._conns[conn.id] = conn
-            self._poller.watch(sock, lambda _sock, conn=conn: self._on_conn(conn))
+            self._watch(conn)
             _log.debug('%s: client %d connected', self.path, conn.id)
+
+    def _watch(self, conn: _Conn) -> None:
+        self._poller.watch(conn.sock, lambda _sock: self._on_conn(conn))
+        if conn.writing:
+            self._poller.set_writable(conn.sock, True)
 
     def _read(self, conn: _Conn) -> None:
         if conn.closed:
@@ -355,15 +373,45 @@ class UnixSocketServer:
         end = len(data) - 1
         if (data[:1] == b'{' and data.find(b'\n') == end and end <= self.max_frame
                 and not lines.buf and not lines.skipping):
-            self._deliver(conn, data[:end])  # the usual case: exactly one whole frame
+            self._offer(conn, data[:end])  # the usual case: exactly one whole frame
             return
         for line in lines.feed(data):
+            self._offer(conn, line)
+
+    def _offer(self, conn: _Conn, line: bytes | None) -> None:
+        """Deliver one frame, or hold it (with every later one) while its recipient is full."""
+        if conn.held:
+            conn.held.append(line)
+        elif line is None:
+            self._reject(conn, f'frame longer than {self.max_frame} bytes', None)
+        elif not self._deliver(conn, line, final=False):
+            conn.held.append(line)
+            conn.held_since = time.monotonic()
+            self._poller.unwatch(conn.sock)  # read no more from this client meanwhile
+            self._poller.call_later(HOLD_RETRY, lambda: self._offer_held(conn))
+
+    def _offer_held(self, conn: _Conn) -> None:
+        """Offer the held frames again, in order; watch the client again once all are taken."""
+        held = conn.held
+        while held and not conn.closed:
+            line = held[0]
             if line is None:
                 self._reject(conn, f'frame longer than {self.max_frame} bytes', None)
-            else:
-                self._deliver(conn, line)
+            elif not self._deliver(
+                    conn, line, final=time.monotonic() - conn.held_since >= self.hold_timeout):
+                self._poller.call_later(HOLD_RETRY, lambda: self._offer_held(conn))
+                break
+            held.popleft()
+            conn.held_since = time.monotonic()
+        if conn.closed:
+            return
+        if conn.out:
+            self._flush(conn)  # error frames written meanwhile (may find the client gone)
+        if not held and not conn.closed:
+            self._watch(conn)
 
-    def _deliver(self, conn: _Conn, line: bytes) -> None:
+    def _deliver(self, conn: _Conn, line: bytes, final: bool) -> bool:
+        """Decode a frame and hand it to on_envelope; False if it must wait (and not final)."""
         try:
             envelope = codec.decode(line, route=self.route, poison_pill=self._poison_pill)
         except EnvelopeError as exc:
@@ -372,7 +420,7 @@ class UnixSocketServer:
             except EnvelopeError:
                 original = None
             self._reject(conn, str(exc), original)
-            return
+            return True
         sender = envelope.get('sender')
         if isinstance(sender, str) and sender:
             name = sender.lower()
@@ -382,11 +430,16 @@ class UnixSocketServer:
                     conn.names.add(name)
         try:
             self._on_envelope(envelope, conn.id)
+        except QueueFull as exc:
+            if not final:
+                return False
+            self._reject(conn, f'not delivered: {exc} (for {self.hold_timeout:g} s)', envelope)
         except PolycephalyError as exc:
             self._reject(conn, f'not delivered: {exc}', envelope)
         except Exception:
             _log.exception('%s: on_envelope failed for client %d', self.path, conn.id)
             self._reject(conn, 'not delivered: internal error', envelope)
+        return True
 
     def _reject(self, conn: _Conn, reason: str, original: dict[str, Any] | None) -> None:
         _log.warning('%s: rejected a frame from client %d: %s', self.path, conn.id, reason)
@@ -416,7 +469,8 @@ class UnixSocketServer:
             self._close(conn)
         elif pending != conn.writing:
             conn.writing = pending
-            self._poller.set_writable(conn.sock, pending)
+            if not conn.held:  # (a held connection is not watched: _watch() sets it later)
+                self._poller.set_writable(conn.sock, pending)
 
     def _close(self, conn: _Conn) -> None:
         with self._lock:
@@ -428,7 +482,12 @@ class UnixSocketServer:
             for name in conn.names:
                 if self._names.get(name) == conn.id:
                     del self._names[name]
-        self._poller.unwatch(conn.sock)
+        if conn.held:
+            _log.warning('%s: %d frame(s) from client %d were never delivered: their recipient '
+                         'stayed full until the connection closed', self.path, len(conn.held),
+                         conn.id)
+        else:
+            self._poller.unwatch(conn.sock)
         conn.sock.close()
         _log.debug('%s: client %d disconnected', self.path, conn.id)
 
@@ -655,7 +714,9 @@ class UnixSocketServerHead(RouteHead):
     Inbound frames go to the head named in ``recipient`` with ``route='uds'`` and
     ``via=<this head>``; replies come back here and go out to the client that last sent as
     the reply's recipient (clients are known by the ``sender`` of their frames, so a client
-    is reachable once it has sent at least one frame on its connection).
+    is reachable once it has sent at least one frame on its connection). While the
+    recipient's queue is full, that client's frames wait (see UnixSocketServer; after the
+    bus's ``send_timeout`` the waiting frame is answered with an error frame).
 
     Threading: by default the server runs no thread of its own; its epoll descriptor is
     watched by this head's inbox, so frames are read, decoded and delivered in this head's
@@ -681,13 +742,16 @@ class UnixSocketServerHead(RouteHead):
         self.server = UnixSocketServer(
             _check_path(type(self), kw), self._on_frame, route=self.route,
             mode=kw.get('socket_mode', 0o600), group=kw.get('group'),
-            max_frame=kw.get('max_frame', MAX_FRAME), poison_pill=self._poison_pill)
+            max_frame=kw.get('max_frame', MAX_FRAME), poison_pill=self._poison_pill,
+            hold_timeout=self._bus.send_timeout)
         # By default no thread of its own: the server's sockets are watched by this head's
         # inbox, so its I/O runs in the head's thread, one thread hop fewer each way.
         self.server.start(poller=None if kw.get('transport_thread', False) else self._inbox)
 
     def _on_frame(self, envelope: dict[str, Any], client_id: int) -> None:
-        self.deliver(envelope)  # a PolycephalyError becomes an error frame to that client
+        # A PolycephalyError becomes an error frame to that client; QueueFull at once holds
+        # the client's frames until there is room (never this thread waiting for its own queue).
+        self.deliver(envelope, timeout=0)
 
     def transmit(self, envelope: dict[str, Any]) -> None:
         self.server.send_to_name(envelope['recipient'], envelope)
