@@ -13,11 +13,18 @@ Callback = Callable[[dict], Any]
 _FILTERS_ATTR = '_polycephaly_filters'
 
 
-def _compile(header: str, criterion: Any) -> Callable[[Any], bool]:
-    """Return a test of one header value against one criterion."""
+_Test = tuple[str, 'str | None', 'Callable[[Any], bool] | None']
+
+
+def _compile(header: str, criterion: Any) -> _Test:
+    """Return (header, literal, test): the value must equal literal, or pass test."""
     if isinstance(criterion, str) and re.escape(criterion) == criterion:
-        literal = criterion  # no metacharacters: a full match is equality, and cheaper
-        return lambda v: (v if isinstance(v, str) else str(v)) == literal
+        return header, criterion, None  # no metacharacters: a full match is equality, cheaper
+    return header, None, _test(header, criterion)
+
+
+def _test(header: str, criterion: Any) -> Callable[[Any], bool]:
+    """Return a test of one header value against a criterion that is not a literal string."""
     if isinstance(criterion, str):
         try:
             criterion = re.compile(criterion)
@@ -38,12 +45,12 @@ class Filter:
     callback: Callback
     criteria: Mapping[str, Any]
     route: str | None = INTERNAL
-    tests: tuple[tuple[str, Callable[[Any], bool]], ...] = field(init=False, repr=False)
+    tests: tuple[_Test, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not callable(self.callback):
             raise ConfigurationError(f'filter callback must be callable, not {self.callback!r}')
-        self.tests = tuple((h, _compile(h, c)) for h, c in self.criteria.items())
+        self.tests = tuple(_compile(h, c) for h, c in self.criteria.items())
 
     @property
     def catch_all(self) -> bool:
@@ -96,9 +103,15 @@ class FilterSet:
         return ran
 
 
-def _holds(tests: tuple, envelope: Mapping[str, Any]) -> bool:
-    for header, test in tests:
-        if header not in envelope or not test(envelope[header]):
+def _holds(tests: tuple[_Test, ...], envelope: Mapping[str, Any]) -> bool:
+    for header, literal, test in tests:
+        if header not in envelope:
+            return False
+        value = envelope[header]
+        if literal is None:
+            if not test(value):
+                return False
+        elif (value if type(value) is str else str(value)) != literal:
             return False
     return True
 

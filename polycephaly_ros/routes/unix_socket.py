@@ -36,6 +36,7 @@ UnixSocketServerHead); a server with a thread of its own runs a Poller of its ow
 from __future__ import annotations
 
 import errno
+import functools
 import grp
 import itertools
 import logging
@@ -330,7 +331,7 @@ class UnixSocketServer:
         for conn in dirty:
             self._flush(conn)
 
-    def _on_conn(self, conn: _Conn) -> None:
+    def _on_conn(self, conn: _Conn, _sock: socket.socket) -> None:
         """Read what the client sent, then write what waits for it (readable or writable)."""
         self._read(conn)
         if conn.out and not conn.closed:
@@ -353,7 +354,7 @@ class UnixSocketServer:
             _log.debug('%s: client %d connected', self.path, conn.id)
 
     def _watch(self, conn: _Conn) -> None:
-        self._poller.watch(conn.sock, lambda _sock: self._on_conn(conn))
+        self._poller.watch(conn.sock, functools.partial(self._on_conn, conn))
         if conn.writing:
             self._poller.set_writable(conn.sock, True)
 
@@ -372,23 +373,24 @@ class UnixSocketServer:
         lines = conn.lines
         end = len(data) - 1
         if (data[:1] == b'{' and data.find(b'\n') == end and end <= self.max_frame
-                and not lines.buf and not lines.skipping):
-            self._offer(conn, data[:end])  # the usual case: exactly one whole frame
+                and not lines.buf and not lines.skipping):  # the usual case: one whole frame
+            if not self._deliver(conn, data[:end], final=False):
+                self._hold(conn, data[:end])
             return
         for line in lines.feed(data):
-            self._offer(conn, line)
+            if conn.held:
+                conn.held.append(line)
+            elif line is None:
+                self._reject(conn, f'frame longer than {self.max_frame} bytes', None)
+            elif not self._deliver(conn, line, final=False):
+                self._hold(conn, line)
 
-    def _offer(self, conn: _Conn, line: bytes | None) -> None:
-        """Deliver one frame, or hold it (with every later one) while its recipient is full."""
-        if conn.held:
-            conn.held.append(line)
-        elif line is None:
-            self._reject(conn, f'frame longer than {self.max_frame} bytes', None)
-        elif not self._deliver(conn, line, final=False):
-            conn.held.append(line)
-            conn.held_since = time.monotonic()
-            self._poller.unwatch(conn.sock)  # read no more from this client meanwhile
-            self._poller.call_later(HOLD_RETRY, lambda: self._offer_held(conn))
+    def _hold(self, conn: _Conn, line: bytes) -> None:
+        """Keep a frame whose recipient is full (and every later one); read no more meanwhile."""
+        conn.held.append(line)
+        conn.held_since = time.monotonic()
+        self._poller.unwatch(conn.sock)
+        self._poller.call_later(HOLD_RETRY, lambda: self._offer_held(conn))
 
     def _offer_held(self, conn: _Conn) -> None:
         """Offer the held frames again, in order; watch the client again once all are taken."""
