@@ -12,7 +12,8 @@ Inbound (outside -> heads)
     headers, the answer carries the same ``via`` and the bus hands it back to this route
     head. An unknown recipient, a full queue or a head that is not running raises; the
     transport answers the peer with an error frame (``codec.error_envelope``) and logs a
-    warning. Nothing is dropped silently.
+    warning, or, for a full queue, may hold the frame and offer it again (the Unix-socket
+    server does, up to the bus's send timeout). Nothing is dropped silently.
 
 Outbound (heads -> outside)
     Every envelope in the route head's inbox whose ``recipient`` is not the route head itself
@@ -20,8 +21,8 @@ Outbound (heads -> outside)
     instead of, the head's other filters). What the route head sends itself, and, when its
     transport sends from any thread (:attr:`RouteHead.transmit_from_any_thread`), what the
     other heads of its process send, skips its inbox: the bus hands it to the route at once,
-    in the sender's thread (one thread hop fewer for a reply). ``via`` and ``route`` are per-hop headers and are
-    stripped; message id, thread id and thread index travel unchanged, so
+    in the sender's thread (one thread hop fewer for a reply). ``via`` and ``route`` are
+    per-hop headers and are stripped; message id, thread id and thread index travel unchanged, so
     ``wait_for_reply`` works across the route. If the transport cannot send (peer gone, not
     connected, not reading), the failure is logged as an error and, when the sender is a
     head of this application, it gets a *bounce*: a reply to its envelope from the
@@ -41,13 +42,14 @@ Reaching outside names
     know it; a remote name equal to a head's name, or listed by two route heads, is a
     configuration error. Names neither local nor listed still go to the ROS bridge.
 
-Threading: transport callbacks (and so :meth:`deliver`) run in the transport's thread and
-use only ``Bus.post``, which is thread-safe; every filter runs in the route head's own
-thread, and so does :meth:`transmit` unless ``transmit_from_any_thread`` is set. A transport may also run without a thread of its own, its
-descriptor watched by the head's inbox (``self._inbox.watch(fd, callback)``): then its
-callbacks run in the head's thread between envelopes, one thread hop fewer each way
-(UnixSocketServerHead does this by default). The transport is opened before ``birth()`` and
-closed after ``death()``, so subclasses override ``birth``/``life``/``death`` freely.
+Threading: transport callbacks (and so :meth:`deliver`) run in the transport's thread and use
+only ``Bus.post``, which is thread-safe; every filter runs in the route head's own thread, and
+so does :meth:`transmit` unless ``transmit_from_any_thread`` is set. A transport may also run
+without a thread of its own, its descriptor watched by the head's inbox
+(``self._inbox.watch(fd, callback)``): then its callbacks run in the head's thread between
+envelopes, one thread hop fewer each way (UnixSocketServerHead does this by default). The
+transport is opened before ``birth()`` and closed after ``death()``, so subclasses override
+``birth``/``life``/``death`` freely.
 
 Writing a route: subclass :class:`RouteHead`, set :attr:`route`, and implement
 :meth:`open_transport` (start it; its inbound callback calls :meth:`deliver`),

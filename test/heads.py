@@ -189,7 +189,7 @@ class BusyServer(UnixSocketServerHead):
 
 
 class GatedEcho(Process):
-    """Answer 'ping' on any route once the Event kwargs['gate'] is set (its queue fills meanwhile)."""
+    """Answer 'ping' on any route once the Event kwargs['gate'] is set (mail queues meanwhile)."""
 
     @message_filter(route=None, subject='ping')
     def ping(self, message: dict) -> None:

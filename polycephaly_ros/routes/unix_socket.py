@@ -18,16 +18,16 @@ Security rules:
   and no other client is affected. Once :data:`MAX_PENDING` bytes wait for a client that
   does not read, ``send()`` to it raises :class:`QueueFull` and its error frames are dropped.
 
-Transport only: the server calls ``on_envelope(envelope, client_id)`` from its one
-background thread (client ids are ints from 1, never reused by a server); if it raises, the
-client gets an error frame (``not delivered: ...``: the message of a PolycephalyError, else
-``internal error``, logged with its traceback). Raising :class:`QueueFull` means "not now":
-that frame and every later one from the same client wait, and the client is not read
-meanwhile (its writes block once the socket buffers fill: back-pressure, nothing lost); the
-frame is offered again every :data:`HOLD_RETRY` seconds, and after ``hold_timeout`` seconds
-it is answered with an error frame instead. Other clients are not held up. ``send()`` may be called from any thread; it
-writes straight to the client's socket when nothing is pending for it, and leaves the rest to
-the server's loop. ``start(poller=...)`` runs no thread: the server's sockets are watched by
+Transport only: the server calls ``on_envelope(envelope, client_id)`` from its one background
+thread (client ids are ints from 1, never reused by a server); if it raises, the client gets an
+error frame (``not delivered: ...``: the message of a PolycephalyError, else ``internal
+error``, logged with its traceback). Raising :class:`QueueFull` means "not now": that frame and
+every later one from the same client wait, and the client is not read meanwhile (its writes
+block once the socket buffers fill: back-pressure, nothing lost); the frame is offered again
+every :data:`HOLD_RETRY` seconds, and after ``hold_timeout`` seconds it is answered with an
+error frame instead. Other clients are not held up. ``send()`` may be called from any thread;
+it writes straight to the client's socket when nothing is pending for it, and leaves the rest
+to the server's loop. ``start(poller=...)`` runs no thread: the server's sockets are watched by
 the given poller, whose owner thread then runs the server between its own work; a head's
 :class:`~polycephaly_ros.bus.Inbox` is such a :class:`~polycephaly_ros.bus.Poller` (see
 UnixSocketServerHead); a server with a thread of its own runs a Poller of its own.
