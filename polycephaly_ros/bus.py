@@ -180,7 +180,7 @@ class Bus:
                     except BlockingIOError:
                         sent = 0
                     if sent < len(frame):
-                        _send_rest(sock, memoryview(frame)[sent:], timeout)
+                        send_within(sock, memoryview(frame)[sent:], timeout)
                     return
                 except (BrokenPipeError, ConnectionResetError) as exc:
                     # The head that had accepted this connection ended; its inbox lives on.
@@ -219,8 +219,19 @@ def _connect(address: Address) -> socket.socket:
     return sock
 
 
-def _send_rest(sock: socket.socket, rest: memoryview, timeout: float) -> None:
-    """Write the rest of a frame to a non-blocking socket within timeout seconds."""
+def send_within(sock: socket.socket, data: bytes | memoryview, timeout: float) -> None:
+    """Write all of data to a stream socket (blocking or not) within timeout seconds.
+
+    Raises TimeoutError when the reader did not take it all in time; the peer may then have
+    received part of it, so the caller must drop the connection.
+    """
+    rest = memoryview(data)
+    try:
+        rest = rest[sock.send(rest, socket.MSG_DONTWAIT):]
+    except BlockingIOError:
+        pass
+    if not rest:
+        return
     deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as sel:
         sel.register(sock, selectors.EVENT_WRITE)
@@ -229,7 +240,7 @@ def _send_rest(sock: socket.socket, rest: memoryview, timeout: float) -> None:
             if remaining <= 0 or not sel.select(remaining):
                 raise TimeoutError('the reader did not take the frame in time')
             try:
-                rest = rest[sock.send(rest):]
+                rest = rest[sock.send(rest, socket.MSG_DONTWAIT):]
             except BlockingIOError:
                 pass
 

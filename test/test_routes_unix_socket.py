@@ -328,6 +328,31 @@ def test_client_connects_late_notices_loss_and_reconnects(
     assert not client.connected
 
 
+def test_client_send_to_a_server_that_reads_nothing_fails_in_time_and_reconnects(
+        sock_path: Path) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # accepts, never reads
+    listener.bind(str(sock_path))
+    listener.listen(4)
+    listener.settimeout(TIMEOUT)
+    client = UnixSocketClient(sock_path, lambda env: None, name='touch', backoff=(0.01, 0.05),
+                              send_timeout=0.2)
+    client.start()
+    accepted = []
+    try:
+        accepted.append(listener.accept()[0])
+        assert client.connected_event.wait(TIMEOUT)
+        with pytest.raises(RecipientUnavailable, match='took nothing for 0.2 s; reconnecting'):
+            for _ in range(1000):  # far more than the socket buffers hold
+                client.send({'recipient': 'main', 'subject': 'bulk', 'body': 'x' * 65536})
+        accepted.append(listener.accept()[0])  # it came back on its own
+        assert client.connected_event.wait(TIMEOUT)
+    finally:
+        client.close()
+        for conn in accepted:
+            conn.close()
+        listener.close()
+
+
 def test_client_gets_error_frames_and_refuses_control_subjects(
         make_server: Callable[..., UnixSocketServer], sock_path: Path) -> None:
     got: queue.Queue = queue.Queue()

@@ -49,7 +49,7 @@ from collections import deque
 from typing import Any, Callable, Iterator
 
 from .. import codec
-from ..bus import Poller
+from ..bus import Poller, send_within
 from ..envelope import new_id
 from ..errors import (
     ConfigurationError,
@@ -521,7 +521,9 @@ class UnixSocketClient:
 
     ``on_envelope(envelope)`` is called from that thread for each frame received; frames
     are checked like the server's (control subjects refused), and error frames with no
-    recipient are addressed to this client's name.
+    recipient are addressed to this client's name. ``send()`` may be called from any thread;
+    if the server takes nothing for ``send_timeout`` seconds it raises RecipientUnavailable
+    and the client reconnects (a frame may have been cut short).
     """
 
     def __init__(
@@ -535,9 +537,11 @@ class UnixSocketClient:
         route: str = 'uds',
         max_frame: int = MAX_FRAME,
         poison_pill: str | None = None,
+        send_timeout: float = 2.0,
     ) -> None:
         self.path = os.fspath(path)
         self.name = name
+        self.send_timeout = send_timeout
         self.reconnect = reconnect
         self.backoff = backoff
         self.route = route
@@ -580,7 +584,12 @@ class UnixSocketClient:
             if sock is None:
                 raise RecipientUnavailable(f'not connected to {self.path}')
             try:
-                sock.sendall(data)
+                send_within(sock, data, self.send_timeout)
+            except TimeoutError:  # part of a frame may be out: start afresh
+                self._hang_up(sock)
+                raise RecipientUnavailable(
+                    f'the server at {self.path} took nothing for {self.send_timeout:g} s; '
+                    'reconnecting') from None
             except OSError as exc:
                 self._hang_up(sock)
                 raise RecipientUnavailable(f'lost the connection to {self.path}: {exc}') from None
@@ -809,7 +818,7 @@ class UnixSocketClientHead(RouteHead):
             _check_path(type(self), kw), self._on_frame, name=kw.get('client_name', self.name),
             reconnect=kw.get('reconnect', True), backoff=tuple(kw.get('backoff', (0.05, 2.0))),
             route=self.route, max_frame=kw.get('max_frame', MAX_FRAME),
-            poison_pill=self._poison_pill)
+            poison_pill=self._poison_pill, send_timeout=self._bus.send_timeout)
         self.client.start()
 
     def _on_frame(self, envelope: dict[str, Any]) -> None:
