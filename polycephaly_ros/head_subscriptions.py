@@ -176,7 +176,7 @@ class HeadSubscriptions:
         return None if taken is None else taken[0]
 
     def _take(self, _fd: int) -> None:
-        """Offer the waiting messages, until one cannot be taken (then wait for room).
+        """Offer the waiting messages of each subscription until one cannot be taken (it waits).
 
         At most BATCH per subscription at a time: a flood on one topic must not keep the head
         from its other mail and topics (it comes back at its next poll()).
@@ -193,10 +193,10 @@ class HeadSubscriptions:
                 except Exception:  # a bug, not bad input: say so, keep the head running
                     _log.exception('could not handle a message on %s', sub.topic_name)
                     took = True
-                if not took:
+                if not took:  # (its recipient is full: the other subscriptions go on)
                     taken.held = msg
                     self._inbox.when_room(self._look_again)
-                    return
+                    break
                 msg = None
             else:
                 self._look_again()  # more may wait
