@@ -274,8 +274,16 @@ class TopicBridge:
         """Remove the bridge's filters, subscriptions and publishers."""
         node = self.head.node
         if self._subscriptions is not None:
-            self._subscriptions.close(node)
+            left: dict[str, int] = {}
+
+            def leftover(subscription: Any, _msg: Any) -> None:
+                left[subscription.topic_name] = left.get(subscription.topic_name, 0) + 1
+
+            self._subscriptions.close(node, leftover)
             self._subscriptions = None
+            for topic, count in left.items():
+                _log.warning('%d message(s) from %s were not delivered: the bridge closed '
+                             'while they waited', count, topic)
         for outbound in self.outbound:
             self.head.remove_filter(outbound.filter)
             node.destroy_publisher(outbound.publisher)
