@@ -354,12 +354,6 @@ def declare_parameters(node: Any, config: dict, section: str) -> list:
         for name, value in parameters(config, section)])
 
 
-def dump(config: dict) -> str:
-    """Return config as the YAML of a parameters file."""
-    return yaml.safe_dump({k: {'ros__parameters': v} for k, v in config.items()},
-                          sort_keys=False)
-
-
 def default_file() -> str | None:
     """Return the installed config/robot.yaml, or None when the package is not installed."""
     try:
