@@ -257,8 +257,10 @@ def listen(path: str) -> socket.socket:
 
 
 class Poller:
-    """Call back for the descriptors that are ready and the timers that are due: a small epoll
-    loop (a head's Inbox is one). Threading contract: one thread runs it."""
+    """Call back for ready descriptors and due timers: a small epoll loop (an Inbox is one).
+
+    Threading contract: one thread owns it and makes every call.
+    """
 
     def __init__(self) -> None:
         self._epoll = select.epoll()

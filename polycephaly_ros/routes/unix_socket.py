@@ -374,18 +374,17 @@ class UnixSocketServer:
         end = len(data) - 1
         if (data[:1] == b'{' and data.find(b'\n') == end and end <= self.max_frame
                 and not lines.buf and not lines.skipping):  # the usual case: one whole frame
-            if not self._deliver(conn, data[:end], final=False):
-                self._hold(conn, data[:end])
+            line = data[:end]
+            if not self._deliver(conn, line, final=False):
+                self._hold(conn, line)
             return
         for line in lines.feed(data):
             if conn.held:
                 conn.held.append(line)
-            elif line is None:
-                self._reject(conn, f'frame longer than {self.max_frame} bytes', None)
             elif not self._deliver(conn, line, final=False):
                 self._hold(conn, line)
 
-    def _hold(self, conn: _Conn, line: bytes) -> None:
+    def _hold(self, conn: _Conn, line: bytes | None) -> None:
         """Keep a frame whose recipient is full (and every later one); read no more meanwhile."""
         conn.held.append(line)
         conn.held_since = time.monotonic()
@@ -396,11 +395,8 @@ class UnixSocketServer:
         """Offer the held frames again, in order; watch the client again once all are taken."""
         held = conn.held
         while held and not conn.closed:
-            line = held[0]
-            if line is None:
-                self._reject(conn, f'frame longer than {self.max_frame} bytes', None)
-            elif not self._deliver(
-                    conn, line, final=time.monotonic() - conn.held_since >= self.hold_timeout):
+            final = time.monotonic() - conn.held_since >= self.hold_timeout
+            if not self._deliver(conn, held[0], final):
                 self._poller.call_later(HOLD_RETRY, lambda: self._offer_held(conn))
                 break
             held.popleft()
@@ -412,8 +408,14 @@ class UnixSocketServer:
         if not held and not conn.closed:
             self._watch(conn)
 
-    def _deliver(self, conn: _Conn, line: bytes, final: bool) -> bool:
-        """Decode a frame and hand it to on_envelope; False if it must wait (and not final)."""
+    def _deliver(self, conn: _Conn, line: bytes | None, final: bool) -> bool:
+        """Decode a frame and hand it to on_envelope; False if it must wait (and not final).
+
+        None stands for an over-long frame: it is answered with an error frame.
+        """
+        if line is None:
+            self._reject(conn, f'frame longer than {self.max_frame} bytes', None)
+            return True
         try:
             envelope = codec.decode(line, route=self.route, poison_pill=self._poison_pill)
         except EnvelopeError as exc:
