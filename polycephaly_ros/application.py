@@ -1,29 +1,35 @@
-"""An application: a main head in the calling thread, supervising its sub-heads."""
+"""An application: a main head in the calling thread, supervising its sub-heads.
+
+``run()`` builds the application (``build()`` adds the sub-heads), makes what all heads share
+(the directory of inboxes in a private run directory, this process's bus, the fork server
+before any rclpy context, this process's rclpy host), then runs the main head in the calling
+thread with a :class:`~polycephaly_ros.runtime.HeadRuntime`, like every other head; the main
+head starts the sub-heads once its birth() is done and stops them before its death()
+(:class:`~polycephaly_ros.supervisor.Supervisor`).
+"""
 
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 import pickle
 import shutil
 import signal
-import tempfile
 import threading
 import types
 from typing import Any
 
+from . import directory as dirs
 from . import envelope as env
-from .bus import Address, Bus, Directory, Inbox, listen
-from .errors import ConfigurationError
-from .head import BORN, EBRAKE, EXITED, Process, _check_frequency, run_head
-from .rclpy_host import RclpyHost, ros_available
-from .route import RouteHead
-from .supervisor import MODES, PROCESS, RESTART_POLICIES, HeadSpec, Settings, Supervisor
+from .bus import Bus
+from .errors import ConfigurationError, StateError
+from .head import Process, check_frequency
+from .inbox import Inbox
+from .routes.base import RouteHead
+from .runtime import HeadRuntime, Settings
+from .supervisor import MODES, PROCESS, RESTART_POLICIES, HeadSpec, Supervisor
 
 _log = logging.getLogger('polycephaly_ros.application')
-_SEED_OPTIONS = {'queueSize': 'queue_size', 'queueType': 'queue_type', 'forceStop': 'force_stop',
-                 'threadsTimeout': 'threads_timeout'}
 
 
 def _resolve(ref: Any) -> type[Process]:
@@ -45,8 +51,9 @@ def _default_name(ref: Any, target: type) -> str:
 class Application:
     """A main head plus sub-heads that run as threads or processes; subclass it and override build().
 
-    The seed's option names (``queueSize``, ``queueType``, ``forceStop``, ``threadsTimeout``)
-    are accepted too.
+    Raises ConfigurationError, naming the option, for a bad option. The seed's option names
+    (``queueSize``, ``queueType``, ``forceStop``, ``threadsTimeout``) are accepted too
+    (:mod:`polycephaly_ros.compat`).
     """
 
     def __init__(
@@ -65,17 +72,7 @@ class Application:
         start_method: str = 'forkserver',
         ros: bool | None = None,
         handle_signals: bool = True,
-        **seed_options: Any,
     ) -> None:
-        for key, value in seed_options.items():
-            if key not in _SEED_OPTIONS:
-                raise TypeError(f'Application() got an unexpected keyword argument {key!r}')
-        options = {_SEED_OPTIONS[k]: v for k, v in seed_options.items()}
-        queue_size = options.get('queue_size', queue_size)
-        queue_type = options.get('queue_type', queue_type)
-        force_stop = options.get('force_stop', force_stop)
-        threads_timeout = options.get('threads_timeout', threads_timeout)
-
         self._main_target = _resolve(main) if main is not None else Process
         self.main_name = env.normalize_name(name)
         self.poison_pill = ppill if ppill is not None else env.new_id()
@@ -88,7 +85,7 @@ class Application:
         if kind not in ('fifo', 'priority'):
             raise ConfigurationError(f'queue_type must be "fifo" or "priority", not {queue_type!r}')
         self.queue_type = kind
-        self._main_frequency = None if frequency is None else _check_frequency(frequency)
+        self._main_frequency = None if frequency is None else check_frequency(frequency)
         self.force_stop = bool(force_stop)
         if not threads_timeout > 0:
             raise ConfigurationError(f'threads_timeout must be > 0 s, not {threads_timeout!r}')
@@ -122,7 +119,7 @@ class Application:
     def global_frequency(self, i: float | None = None) -> float:
         """Return the frequency of heads without their own, or set it when i is given."""
         if i is not None:
-            self._global_frequency = _check_frequency(i)
+            self._global_frequency = check_frequency(i)
         return self._global_frequency
 
     def add_process(
@@ -143,11 +140,11 @@ class Application:
 
         mode is "thread" or "process" (any case); restart is "never", "on_failure" or
         "always"; bound_shutdown=False lets the head finish on its own when the application
-        stops (within threads_timeout).
+        stops (within threads_timeout). Raises ConfigurationError naming a bad option or
+        name, StateError once the application runs.
         """
         if self._started:
-            raise RuntimeError('add heads in build() or before run()')
-        bound_shutdown = kwargs.pop('boundShutdown', bound_shutdown)
+            raise StateError('add heads in build() or before run()')
         target = _resolve(ref)
         head_name = env.normalize_name(name or _default_name(ref, target))
         if head_name in self._specs or head_name == self.main_name:
@@ -167,41 +164,41 @@ class Application:
                     f'head {head_name!r} runs as a process, so its class must be importable (module '
                     f'top level) and its arguments picklable: {exc}') from exc
         spec = HeadSpec(head_name, target, tuple(args), dict(kwargs), kind,
-                        None if frequency is None else _check_frequency(frequency), bool(autostart),
+                        None if frequency is None else check_frequency(frequency), bool(autostart),
                         bool(bound_shutdown), restart, int(max_restarts), float(restart_window))
         self._specs[head_name] = spec
         return spec
 
     # -- running ---------------------------------------------------------------------
     def run(self) -> int:
-        """Build, start the heads, run the main head in this thread until the end; return exit code."""
+        """Build, start the heads, run the main head in this thread until the end; return exit code.
+
+        Returns 0 after an orderly stop, 1 after an emergency brake or a failure (see
+        ``reason``). Raises StateError when called twice, ConfigurationError for a bad head.
+        """
         if self._started:
-            raise RuntimeError('an Application runs once; make a new one')
+            raise StateError('an Application runs once; make a new one')
         self.build()
         remote = self._remote_names()
         self._started = True
         self._main_thread = threading.get_ident()
-        use_ros = ros_available() if self._ros is None else self._ros
-        rundir = tempfile.mkdtemp(prefix='polycephaly-')
+        if self._ros is None:
+            from .ros.host import ros_available
+
+            use_ros = ros_available()
+        else:
+            use_ros = self._ros
         context = mp.get_context(self.start_method)
-        names = [self.main_name, *self._specs]
-        listeners = {}
-        addresses = {}
-        for index, head_name in enumerate(names):
-            path = os.path.join(rundir, f'{head_name}.sock')
-            if len(path.encode()) > 100:
-                raise ConfigurationError(f'head name {head_name!r} is too long for a socket path')
-            listeners[head_name] = listen(path)
-            addresses[head_name] = Address(head_name, path, context.Semaphore(self.queue_size),
-                                           index, self.queue_size)
-        directory = Directory(addresses, context.RawArray('b', len(names)), remote)
+        directory, listeners, rundir = dirs.create(
+            [self.main_name, *self._specs], self.queue_size, context, remote=remote,
+            routes=[n for n, s in self._specs.items() if issubclass(s.target, RouteHead)])
         bus = self.bus = Bus(directory, self.send_timeout)
         root = logging.getLogger()
         fmt = next((h.formatter._fmt for h in root.handlers if h.formatter), None)
         settings = Settings(self.poison_pill, self.main_name, self.namespace, use_ros,
                             self.send_timeout, self.queue_type == 'priority',
                             root.getEffectiveLevel(), fmt, self.threads_timeout)
-        inbox = Inbox(listeners[self.main_name], addresses[self.main_name].slots,
+        inbox = Inbox(listeners[self.main_name], directory[self.main_name].slots,
                       priority=settings.priority, poison_pill=self.poison_pill)
         if self.start_method == 'forkserver' and any(s.mode == PROCESS for s in self._specs.values()):
             from multiprocessing import forkserver
@@ -209,22 +206,22 @@ class Application:
         host = None
         previous: dict = {}
         try:
-            host = RclpyHost(self.namespace) if use_ros else None
-            head = self._main_head = self._main_target()
-            head._attach(name=self.main_name, args=(), kwargs={},
-                         frequency=self._main_frequency or self._global_frequency, bus=bus,
-                         inbox=inbox, poison_pill=self.poison_pill, main=self.main_name,
-                         node=host.create_node(self.main_name) if host else None)
-            inbox.on_control = self._on_main_control
-            head.application = self
+            if use_ros:
+                from .ros.host import RclpyHost
+
+                host = RclpyHost(self.namespace)
             self._supervisor = Supervisor(
                 self._specs, directory=directory, listeners=listeners, bus=bus, main_inbox=inbox,
                 host=host, settings=settings, start_method=self.start_method,
-                global_frequency=lambda: self._global_frequency, give_up=self._give_up)
+                global_frequency=lambda: self._global_frequency, give_up=self._brake)
+            runtime = HeadRuntime(
+                self._make_main, name=self.main_name, bus=bus, inbox=inbox, settings=settings,
+                frequency=self._main_frequency or self._global_frequency, host=host,
+                on_control=self._on_main_control)
             directory.set_running(self.main_name, True)
             previous = self._install_signal_handlers()
-            error = run_head(head, after_birth=self._supervisor.start_autostart,
-                             before_death=self._stop_heads)
+            error = runtime.run(after_birth=self._supervisor.start_autostart,
+                                before_death=self._stop_heads)
             if error is not None:
                 self.exit_code = 1
                 self.reason = self.reason or f'the main head failed: {error.strip().splitlines()[-1]}'
@@ -245,6 +242,11 @@ class Application:
             log = _log.error if self.exit_code else _log.info
             log('application stopped: %s', self.reason)
         return self.exit_code
+
+    def _make_main(self) -> Process:
+        head = self._main_head = self._main_target()
+        head.application = self
+        return head
 
     def _remote_names(self) -> dict[str, str]:
         """Return outside name -> route head for the remote names the route heads list."""
@@ -270,11 +272,11 @@ class Application:
 
     def _on_main_control(self, envelope: dict) -> None:
         subject = envelope['subject']
-        if subject == BORN:
+        if subject == env.BORN:
             self._supervisor.on_born(envelope)
-        elif subject == EXITED:
+        elif subject == env.EXITED:
             self._supervisor.on_report(envelope)
-        elif subject == EBRAKE:
+        elif subject == env.EBRAKE:
             self._brake(f'emergency brake from {envelope.get("sender")!r}: '
                         f'{envelope.get("body") or "no reason given"}')
         elif subject == self.poison_pill:
@@ -285,9 +287,6 @@ class Application:
         self.exit_code = 1
         self.reason = reason
         self.shutdown(reason)
-
-    def _give_up(self, reason: str) -> None:
-        self._brake(reason)
 
     def _install_signal_handlers(self) -> dict:
         if not self._handle_signals or threading.current_thread() is not threading.main_thread():
@@ -316,21 +315,28 @@ class Application:
             self._main_head.die()
 
     def start(self, name: str) -> None:
-        """Start a stopped head."""
+        """Start a stopped head and wait until its birth() is done (up to threads_timeout).
+
+        Raises UnknownHead, StateError when it runs already or the call is not made from the
+        main head's thread while the application runs.
+        """
         self._control().start(name)
 
     def stop(self, name: str) -> None:
-        """Stop one head (poison pill, then terminate and kill after threads_timeout)."""
+        """Stop one head (poison pill, then terminate and kill after threads_timeout).
+
+        Raises UnknownHead, or StateError when not called from the main head's thread.
+        """
         self._control().stop([name], self.threads_timeout)
 
     def restart(self, name: str) -> None:
-        """Stop a head if it runs, then start it again."""
+        """Stop a head if it runs, then start it again; raises what stop() and start() raise."""
         supervisor = self._control()
         supervisor.stop([name], self.threads_timeout)
         supervisor.start(name)
 
     def status(self) -> list[dict]:
-        """Return the state of every sub-head."""
+        """Return the state of every sub-head; raises StateError outside the main head's thread."""
         return self._control().status()
 
     @property
@@ -340,9 +346,5 @@ class Application:
 
     def _control(self) -> Supervisor:
         if self._supervisor is None or self._main_thread != threading.get_ident():
-            raise RuntimeError("control heads from the main head's thread while the application runs")
+            raise StateError("control heads from the main head's thread while the application runs")
         return self._supervisor
-
-    # -- seed (camelCase) names --------------------------------------------------------
-    addProcess = add_process
-    globalFrequency = global_frequency

@@ -1,24 +1,39 @@
-"""What a program ported from the original Polycephaly imports besides polycephaly_ros itself.
+"""The seed's names: camelCase aliases and option names, applied here, plus its logger.
 
-Port by changing imports only::
+A program written for the original Polycephaly (2019) ports by changing its imports only::
 
     import polycephaly_ros as polycephaly
     from polycephaly_ros.compat import Logger, pf
 
-The seed's camelCase methods (addProcess, globalFrequency, addFilter, waitForReply, …) and
-option names (queueSize, queueType, forceStop, threadsTimeout, boundShutdown) are aliases on
-Application and Process themselves.
+Importing polycephaly_ros applies :func:`install`, which gives :class:`Application` and
+:class:`Process` the seed's method names (``addProcess``, ``globalFrequency``, ``addFilter``,
+``removeFilter``, ``waitForReply``) and lets them take its option names (``queueSize``,
+``queueType``, ``forceStop``, ``threadsTimeout`` for the application, ``boundShutdown`` for a
+head). Everything else in the package uses the snake_case names only.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from pprint import pformat as pf
+from typing import Any, Callable
 
-__all__ = ['Logger', 'pf']
+__all__ = ['Logger', 'pf', 'install']
 
 NOTICE = logging.INFO + 5
 logging.addLevelName(NOTICE, 'NOTICE')
+
+#: Seed method name -> ours, by class name.
+METHODS = {
+    'Application': {'addProcess': 'add_process', 'globalFrequency': 'global_frequency'},
+    'Process': {'addFilter': 'add_filter', 'removeFilter': 'remove_filter',
+                'waitForReply': 'wait_for_reply'},
+}
+#: Seed option name -> ours, for Application() and add_process().
+APPLICATION_OPTIONS = {'queueSize': 'queue_size', 'queueType': 'queue_type',
+                       'forceStop': 'force_stop', 'threadsTimeout': 'threads_timeout'}
+HEAD_OPTIONS = {'boundShutdown': 'bound_shutdown'}
 
 
 class Logger(logging.LoggerAdapter):
@@ -30,6 +45,35 @@ class Logger(logging.LoggerAdapter):
                                 format='[%(asctime)s] %(levelname)s: %(name)s: %(message)s')
         super().__init__(logging.getLogger(name), {})
 
-    def notice(self, msg: str, *args, **kwargs) -> None:
+    def notice(self, msg: str, *args: Any, **kwargs: Any) -> None:
         """Log msg at NOTICE level, between INFO and WARNING."""
         self.log(NOTICE, msg, *args, **kwargs)
+
+
+def _renaming(method: Callable[..., Any], names: dict[str, str]) -> Callable[..., Any]:
+    """Return method taking the seed's keyword names too (an error if both are given)."""
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for seed, ours in names.items():
+            if seed in kwargs:
+                if ours in kwargs:
+                    raise TypeError(f'{method.__qualname__}() got both {seed!r} and {ours!r}')
+                kwargs[ours] = kwargs.pop(seed)
+        return method(self, *args, **kwargs)
+
+    call.__polycephaly_seed_names__ = True  # type: ignore[attr-defined]
+    return call
+
+
+def install() -> None:
+    """Give Application and Process the seed's names; applying it twice changes nothing."""
+    from .application import Application
+    from .head import Process
+
+    for name, names in (('__init__', APPLICATION_OPTIONS), ('add_process', HEAD_OPTIONS)):
+        method = getattr(Application, name)
+        if not getattr(method, '__polycephaly_seed_names__', False):
+            setattr(Application, name, _renaming(method, names))
+    for cls in (Application, Process):
+        for seed, ours in METHODS[cls.__name__].items():
+            setattr(cls, seed, getattr(cls, ours))

@@ -18,6 +18,10 @@ _PER_ENVELOPE = ('route', 'priority')
 RESERVED_HEADERS = CORE_HEADERS | frozenset(_PER_ENVELOPE)
 #: Subjects starting with this prefix are control messages of the framework.
 CONTROL_PREFIX = 'polycephaly.'
+#: Control subjects between a sub-head and the main head (never accepted from outside).
+BORN = CONTROL_PREFIX + 'born'
+EXITED = CONTROL_PREFIX + 'exited'
+EBRAKE = CONTROL_PREFIX + 'ebrake'
 #: The route envelopes travel on between heads of one application.
 INTERNAL = 'internal'
 #: Header naming the route head that reaches an outside sender; reply() echoes it, so the

@@ -1,21 +1,24 @@
-"""The head base class: birth(), life() looped at a frequency, death(), and its mail."""
+"""The head base class: birth(), life() looped at a frequency, death(), and its mail.
+
+A Process is what a program subclasses. What it runs with (inbox, bus, node, ROS inbox,
+route transports) is set up and closed by its :class:`~polycephaly_ros.runtime.HeadRuntime`,
+the same way for the main head, thread heads and process heads; ``head.runtime`` is the
+interface bridges and routes use.
+"""
 
 from __future__ import annotations
 
 import logging
 import numbers
 import time
-import traceback
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import envelope as env
-from .bus import Bus, Inbox
 from .errors import ConfigurationError, EnvelopeError, NoReply
 from .filters import Callback, Filter, FilterSet, declared_filters
 
-EXITED = env.CONTROL_PREFIX + 'exited'
-BORN = env.CONTROL_PREFIX + 'born'
-EBRAKE = env.CONTROL_PREFIX + 'ebrake'
+if TYPE_CHECKING:
+    from .runtime import HeadRuntime
 
 
 class Process:
@@ -25,8 +28,6 @@ class Process:
     filter callback run in the head's own thread (the calling thread for the main head).
     send(), reply(), die() and ebrake() may be called from any thread, e.g. a ROS callback.
     """
-
-    _ros_inbox: Any = None  # the head's inbox topics, taken from in its thread (ros_bridge)
 
     def __init__(self) -> None:
         self._filters = FilterSet()
@@ -72,9 +73,14 @@ class Process:
     def frequency(self, i: float | None = None) -> float:
         """Return the rate at which life() runs per second, or set it when i is given."""
         if i is not None:
-            self._period = 1.0 / _check_frequency(i)
+            self._period = 1.0 / check_frequency(i)
             self._frequency = float(i)
         return self._frequency
+
+    @property
+    def runtime(self) -> HeadRuntime:
+        """Return what the head runs with: the interface its bridges and routes use."""
+        return self._runtime
 
     # -- mail ------------------------------------------------------------------------
     def send(
@@ -86,7 +92,14 @@ class Process:
         timeout: float | None = None,
         **headers: Any,
     ) -> dict:
-        """Send an envelope and return it; extra keyword arguments become headers."""
+        """Send an envelope and return it; extra keyword arguments become headers.
+
+        Safe from any thread. Raises EnvelopeError (a reserved header or subject, a priority
+        that is not a number), UnknownRecipient (no head, route or ROS inbox has the name),
+        RecipientUnavailable (the head is stopped, or a route cannot reach it), Unreachable
+        (over ROS: no subscriber appeared within the send timeout), QueueFull (the queue
+        stayed full for timeout, default the application's send_timeout) or NotSerializable.
+        """
         envelope = env.make(self._name, recipient, subject, body, headers)
         self._post(envelope, timeout)
         return envelope
@@ -94,7 +107,11 @@ class Process:
     def reply(
         self, message: dict, body: Any = None, subject: str = 'reply', **headers: Any
     ) -> dict:
-        """Answer message on its thread and return the reply; its extra headers are echoed."""
+        """Answer message on its thread and return the reply; its extra headers are echoed.
+
+        Safe from any thread. Raises what send() raises, and EnvelopeError when message has
+        no sender, threadid or threadindex to answer.
+        """
         envelope = env.answer(message, self._name, body, subject, headers)
         self._post(envelope, None)
         return envelope
@@ -107,7 +124,9 @@ class Process:
     def wait_for_reply(self, message: dict, timeout: float = 10.0) -> dict:
         """Wait for the reply to message from its recipient; raise NoReply after timeout seconds.
 
-        Other envelopes arriving meanwhile stay queued for mailman().
+        Runs in the head's own thread. Other envelopes arriving meanwhile stay queued for
+        mailman(). Raises NoReply (a TimeoutError) naming the recipient, subject and thread
+        when nothing came in time, or at once when the head is stopping.
         """
         deadline = time.monotonic() + timeout
         inbox = self._inbox
@@ -193,50 +212,28 @@ class Process:
     def ebrake(self, reason: str | None = None) -> None:
         """Ask the main head to stop the whole application at once, giving reason."""
         self._logger.critical('emergency brake: %s', reason or 'no reason given')
-        self._bus.post(env.make(self._name, self._main, EBRAKE, reason), control=True)
-
-    # -- seed (camelCase) names --------------------------------------------------------
-    addFilter = add_filter
-    removeFilter = remove_filter
-    waitForReply = wait_for_reply
+        self._bus.post(env.make(self._name, self._main, env.EBRAKE, reason), control=True)
 
     # -- framework side --------------------------------------------------------------
-    def _attach(
-        self,
-        *,
-        name: str,
-        args: tuple,
-        kwargs: dict,
-        frequency: float,
-        bus: Bus,
-        inbox: Inbox,
-        poison_pill: str,
-        main: str,
-        node: Any = None,
-        generation: int = 1,
-    ) -> None:
+    def _attach(self, runtime: HeadRuntime) -> None:
+        """Bind the head to the runtime that runs it and install its declared filters."""
         if not hasattr(self, '_filters'):  # a subclass __init__ that skipped super().__init__()
             Process.__init__(self)
-        self._name = name
-        self.args = args
-        self.kwargs = kwargs
-        self._logger = logging.getLogger(f'polycephaly_ros.{name}')
-        self.frequency(frequency)
-        self._bus = bus
-        self._inbox = inbox
-        bus.local[name] = inbox
+        self._runtime = runtime
+        self._name = runtime.name
+        self.args = runtime.args
+        self.kwargs = runtime.kwargs
+        self._logger = logging.getLogger(f'polycephaly_ros.{runtime.name}')
+        self.frequency(runtime.frequency)
+        self._bus = runtime.bus
+        self._inbox = runtime.inbox
         self._batch = 1024
-        self._poison_pill = poison_pill
-        self._main = main
-        self._node = node
-        self._generation = generation
-        inbox.on_control = self._on_control
+        self._poison_pill = runtime.poison_pill
+        self._main = runtime.main
+        self._node = runtime.node
+        self._generation = runtime.generation
         for callback, route, criteria in declared_filters(self):
             self._filters.add(callback, route, **criteria)
-        if node is not None:
-            from .ros_bridge import open_ros_inbox
-
-            self._ros_inbox = open_ros_inbox(self)
 
     def _on_control(self, envelope: dict) -> None:
         if envelope['subject'] == self._poison_pill:
@@ -269,17 +266,16 @@ class Process:
         self._inbox.poll(0.0)
         return self._dispatch(self._batch, stopping=True)
 
-    def _finish(self) -> int:
-        """Handle mail already queued (after an orderly stop), run death(); return unhandled count."""
+    def _finish(self) -> None:
+        """Handle mail already queued (after an orderly stop), then run death()."""
         try:
             if self._stopping:
                 self._serve_while_stopping()
         finally:
-            try:
-                self.death()
-            finally:
-                if self._ros_inbox is not None:  # what arrives from now on gets an error
-                    self._ros_inbox.close()
+            self.death()
+
+    def _leftovers(self) -> int:
+        """Log and return how many envelopes are still queued (after death())."""
         self._inbox.poll(0.0)
         left = len(self._inbox)
         if left:
@@ -298,36 +294,8 @@ def _check_outgoing(envelope: dict) -> None:
             raise EnvelopeError(f'priority must be a number, not {priority!r}')
 
 
-def _check_frequency(i: Any) -> float:
+def check_frequency(i: Any) -> float:
+    """Return i as a float, or raise ConfigurationError if it is no positive finite rate."""
     if isinstance(i, bool) or not isinstance(i, numbers.Real) or not i > 0 or i == float('inf'):
         raise ConfigurationError(f'frequency must be a positive number of runs per second, not {i!r}')
     return float(i)
-
-
-def run_head(
-    head: Process,
-    after_birth: Callable[[], None] | None = None,
-    before_death: Callable[[], None] | None = None,
-) -> str | None:
-    """Run a head from birth to death; return the error text if it failed, else None."""
-    error = None
-    try:
-        head._loop(after_birth)
-    except SystemExit as exc:
-        if exc.code not in (None, 0):
-            error = f'SystemExit({exc.code!r})'
-    except NoReply:
-        if not head._stopping:
-            error = traceback.format_exc()
-    except BaseException:
-        error = traceback.format_exc()
-    if before_death is not None:
-        try:
-            before_death()
-        except BaseException:
-            error = error or traceback.format_exc()
-    try:
-        head._finish()
-    except BaseException:
-        error = error or traceback.format_exc()
-    return error

@@ -7,23 +7,26 @@ within ``restart_window`` seconds; one more failure gives up and stops the appli
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing as mp
 import os
 import signal
-import sys
 import threading
 import time
-import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import envelope as env
-from .bus import Bus, Directory, Inbox
-from .head import BORN, EXITED, Process, run_head
-from .rclpy_host import RclpyHost
+from .bus import Bus
+from .directory import Directory
+from .errors import StateError, UnknownHead
+from .head import Process
+from .inbox import Inbox
+from .runtime import Settings, run_process_head, run_thread_head
+
+if TYPE_CHECKING:
+    from .ros.host import RclpyHost
 
 THREAD = 'thread'
 PROCESS = 'process'
@@ -51,21 +54,6 @@ class HeadSpec:
 
 
 @dataclass
-class Settings:
-    """What every head process needs to know about its application."""
-
-    poison_pill: str
-    main: str
-    namespace: str
-    ros: bool
-    send_timeout: float
-    priority: bool
-    log_level: int
-    log_format: str | None
-    start_timeout: float
-
-
-@dataclass
 class _Handle:
     spec: HeadSpec
     inbox: Inbox | None = None          # thread heads: kept across restarts
@@ -79,86 +67,6 @@ class _Handle:
     born: int = 0                       # the generation whose birth() completed
     exits: int = 0
     last_error: str | None = None
-
-
-def _tie_to_supervisor(lifeline: Any) -> None:
-    """End this process as soon as the supervising process is gone, however it ended."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-    def watch() -> None:
-        try:
-            lifeline.recv_bytes()
-        except (EOFError, OSError):
-            pass
-        os._exit(70)
-
-    threading.Thread(target=watch, name='lifeline', daemon=True).start()
-
-
-def _report(bus: Bus, settings: Settings, name: str, generation: int, error: str | None) -> None:
-    try:
-        bus.post(env.make(name, settings.main, EXITED, {'generation': generation, 'error': error}),
-                 control=True)
-    except Exception:
-        _log.exception('head %r could not report its end to %r', name, settings.main)
-
-
-def _announce_birth(bus: Bus, settings: Settings, name: str, generation: int) -> Callable[[], None]:
-    return lambda: bus.post(env.make(name, settings.main, BORN, {'generation': generation}),
-                            control=True)
-
-
-def process_entry(spec: HeadSpec, frequency: float, generation: int, directory: Directory,
-                  listener: Any, lifeline: Any, settings: Settings) -> None:
-    """Run one head in a fresh process: its own inbox, bus, rclpy context and node."""
-    _tie_to_supervisor(lifeline)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when heads stop
-    logging.basicConfig(level=settings.log_level, format=settings.log_format)
-    bus = Bus(directory, settings.send_timeout)
-    inbox = Inbox(listener, directory[spec.name].slots, priority=settings.priority,
-                  poison_pill=settings.poison_pill)
-    host = None
-    error = None
-    try:
-        host = RclpyHost(settings.namespace) if settings.ros else None
-        head = spec.target()
-        head._attach(name=spec.name, args=spec.args, kwargs=spec.kwargs, frequency=frequency,
-                     bus=bus, inbox=inbox, poison_pill=settings.poison_pill, main=settings.main,
-                     node=host.create_node(spec.name) if host else None, generation=generation)
-        error = run_head(head, after_birth=_announce_birth(bus, settings, spec.name, generation))
-    except BaseException:
-        error = traceback.format_exc()
-    _report(bus, settings, spec.name, generation, error)
-    try:
-        if host is not None:
-            host.shutdown()
-    finally:
-        bus.close()
-        inbox.close()
-    sys.exit(1 if error else 0)
-
-
-def _thread_entry(handle: _Handle, frequency: float, generation: int, bus: Bus,
-                  host: RclpyHost | None, settings: Settings) -> None:
-    spec = handle.spec
-    node = None
-    error = None
-    try:
-        head = spec.target()
-        node = host.create_node(spec.name) if host else None
-        head._attach(name=spec.name, args=spec.args, kwargs=spec.kwargs, frequency=frequency,
-                     bus=bus, inbox=handle.inbox, poison_pill=settings.poison_pill,
-                     main=settings.main, node=node, generation=generation)
-        error = run_head(head, after_birth=_announce_birth(bus, settings, spec.name, generation))
-    except BaseException:
-        error = traceback.format_exc()
-    finally:
-        if node is not None:
-            host.destroy_node(node)
-    _report(bus, settings, spec.name, generation, error)
 
 
 class Supervisor:
@@ -197,7 +105,7 @@ class Supervisor:
         """Start a stopped head and wait (up to threads_timeout) until its birth() is done."""
         handle = self._handle(name)
         if handle.state != 'stopped':
-            raise RuntimeError(f'head {name!r} is already {handle.state}')
+            raise StateError(f'head {name!r} is already {handle.state}')
         spec = handle.spec
         handle.generation += 1
         handle.stop_requested = False
@@ -205,12 +113,13 @@ class Supervisor:
         self._directory.set_running(name, True)
         if spec.mode == THREAD:
             handle.thread = threading.Thread(
-                target=_thread_entry, name=f'head:{name}', daemon=True,
-                args=(handle, frequency, handle.generation, self._bus, self._host, self._settings))
+                target=run_thread_head, name=f'head:{name}', daemon=True,
+                args=(spec, handle.inbox, frequency, handle.generation, self._bus, self._host,
+                      self._settings))
             handle.thread.start()
         else:
             process = self._context.Process(
-                target=process_entry, name=f'polycephaly:{name}',
+                target=run_process_head, name=f'polycephaly:{name}',
                 args=(spec, frequency, handle.generation, self._directory,
                       self._listeners[name], self._lifeline_r, self._settings))
             process.start()
@@ -403,7 +312,7 @@ class Supervisor:
                 for h in self.handles.values()]
 
     def _handle(self, name: str) -> _Handle:
-        try:
-            return self.handles[env.normalize_name(name)]
-        except KeyError:
-            raise KeyError(f'no head named {name!r}; heads: {", ".join(self.handles)}') from None
+        handle = self.handles.get(name.lower() if isinstance(name, str) else name)
+        if handle is None:
+            raise UnknownHead(f'no sub-head named {name!r}; sub-heads: {", ".join(self.handles)}')
+        return handle

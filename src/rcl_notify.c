@@ -1,4 +1,4 @@
-// The native half of polycephaly_ros/head_subscriptions.py: a callback for rcl's
+// The native half of polycephaly_ros/ros/native.py: a callback for rcl's
 // rcl_subscription_set_on_new_message_callback() and rcl_event_set_callback() that adds the
 // number of new messages (or events) to an eventfd, whose descriptor is the user data.
 // It runs in a middleware thread and takes no lock: a head's thread watches the eventfd

@@ -8,7 +8,7 @@ import threading
 import time
 
 from polycephaly_ros import Process, message_filter
-from polycephaly_ros import rclpy_host
+from polycephaly_ros.ros import host as rclpy_host
 from polycephaly_ros.routes.unix_socket import UnixSocketServerHead
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from harness import run_script
 from heads import Echo
-from polycephaly_ros.bus import Inbox, listen
+from polycephaly_ros.inbox import Inbox
+from polycephaly_ros.wire import listen
 
 
 def test_a_thread_head_gets_a_copy_the_sender_cannot_change_afterwards():

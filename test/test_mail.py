@@ -123,7 +123,7 @@ def test_wait_for_reply_keeps_other_mail_for_the_mailman_and_ignores_forgeries()
 
     def script(main):
         reply = main.wait_for_reply(main.send('chatty', 'request'), timeout=10)
-        queued = [e['body'] for e in main._inbox.queued()]
+        queued = [e['body'] for e in main.runtime.inbox.queued()]
         main.mailman()
         return reply['body'], queued, [e['body'] for e in main.received]
 

@@ -24,9 +24,9 @@ def test_install_tree():
     assert (prefix / 'share' / PACKAGE / 'package.xml').is_file()
     assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' / PACKAGE).is_file()
     assert (prefix / 'lib' / PACKAGE).is_dir()
-    from polycephaly_ros import head_subscriptions  # its native callback, built by colcon
+    from polycephaly_ros.ros import native  # its native callback, built by colcon
 
-    assert head_subscriptions.LIBRARY.is_file()
+    assert native.LIBRARY.is_file()
 
 
 def _sample_fields() -> dict:

@@ -120,10 +120,10 @@ def test_every_envelope_waiting_for_a_stopping_head_gets_a_reply_or_an_error():
     def script(main):
         from rclpy.duration import Duration
 
-        from polycephaly_ros import convert
+        from polycephaly_ros.ros import convert
         from polycephaly_ros import envelope as env
         from polycephaly_ros.msg import Envelope
-        from polycephaly_ros.ros_bridge import inbox_qos
+        from polycephaly_ros.ros.bridge import inbox_qos
 
         answers = []  # replies come over the bus (main is a head here), errors over ROS
         main.add_filter(answers.append, route=None, threadid=r'stop-\d+')
@@ -207,7 +207,7 @@ def test_two_applications_talk_by_head_name_with_wait_for_reply(leftover_process
 
 
 def test_malformed_input_from_the_graph_is_answered_with_errors_and_refused(caplog):
-    caplog.set_level(logging.WARNING, logger='polycephaly_ros.ros_bridge')
+    caplog.set_level(logging.WARNING, logger='polycephaly_ros.ros.bridge')
     pill = 'STOP-NOW'
 
     def script(main):
@@ -258,7 +258,7 @@ def test_malformed_input_from_the_graph_is_answered_with_errors_and_refused(capl
     assert errors['c-types']['threadindex'] == 1 and errors['t-body']['threadindex'] == 2
     assert good['body'] == {'echo': 'still here', 'route': 'ros', 'head': 'echo'}
     assert [s['state'] for s in status] == ['running']
-    warnings = [r.getMessage() for r in caplog.records if r.name == 'polycephaly_ros.ros_bridge']
+    warnings = [r.getMessage() for r in caplog.records if r.name == 'polycephaly_ros.ros.bridge']
     assert any('malformed JSON' in w and 'no error reply' in w for w in warnings), warnings
     assert any('must be a JSON object' in w for w in warnings), warnings
 
@@ -305,7 +305,7 @@ def test_a_burst_from_a_peer_arrives_complete_and_in_order(leftover_processes):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_incompatible_qos_from_a_peer_is_logged_as_an_error(caplog):
-    caplog.set_level(logging.ERROR, logger='polycephaly_ros.ros_bridge')
+    caplog.set_level(logging.ERROR, logger='polycephaly_ros.ros.bridge')
 
     def script(main):
         from rclpy.qos import QoSProfile, ReliabilityPolicy

@@ -4,7 +4,7 @@ import threading
 
 from harness import ask, run_script, until
 from heads import Echo
-from polycephaly_ros import rclpy_host
+from polycephaly_ros.ros import host as rclpy_host
 
 
 def graph_names(node):

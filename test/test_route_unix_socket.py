@@ -20,7 +20,7 @@ from harness import Harness, ask, run_script, until
 from heads import BusyServer, GatedEcho, RouteEcho, ServingEcho
 from polycephaly_ros import Process
 from polycephaly_ros.errors import ConfigurationError
-from polycephaly_ros.route import BOUNCED_BY
+from polycephaly_ros.routes.base import BOUNCED_BY
 from polycephaly_ros.routes.unix_socket import MAX_PATH, UnixSocketServerHead
 from raw_client import RawClient, socat_exchange
 

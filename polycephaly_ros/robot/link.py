@@ -21,7 +21,7 @@ from . import config as cfg
 
 def ros_bridge_ready(head: Process) -> bool:
     """Tell whether head's application publishes to outside names over ROS."""
-    return head.node is not None and getattr(head._bus, 'external', None) is not None
+    return head.node is not None and head.runtime.bus.ros_bridge is not None
 
 
 def service_heads(config: dict) -> list[tuple[type, dict]]:

@@ -193,7 +193,7 @@ class ServiceMain(RobotHead):
         self.logger.warning('%s head %r, as %r asked', verb, name, message.get('sender'))
         try:
             getattr(self.application, verb)(name)
-        except (KeyError, RuntimeError, PolycephalyError) as exc:
+        except PolycephalyError as exc:
             self.refuse(message, f'cannot {verb} {name!r}: {exc.args[0] if exc.args else exc}')
             return
         state = next((h for h in self.application.status() if h['name'] == name), None)

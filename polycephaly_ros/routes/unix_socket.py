@@ -49,7 +49,8 @@ from collections import deque
 from typing import Any, Callable, Iterator
 
 from .. import codec
-from ..bus import Poller, send_within
+from ..loop import Loop
+from ..wire import send_within
 from ..envelope import new_id
 from ..errors import (
     ConfigurationError,
@@ -57,6 +58,7 @@ from ..errors import (
     PolycephalyError,
     QueueFull,
     RecipientUnavailable,
+    StateError,
     UnknownRecipient,
 )
 
@@ -203,7 +205,7 @@ class UnixSocketServer:
         the module documentation) and calls stop() itself.
         """
         if self._thread is not None:
-            raise RuntimeError(f'the server on {self.path} is already running')
+            raise StateError(f'the server on {self.path} is already running')
         _claim(self.path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         bound = False
@@ -232,7 +234,7 @@ class UnixSocketServer:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._threaded = poller is None
-        self._poller = Poller() if poller is None else poller
+        self._poller = Loop() if poller is None else poller
         self._poller.watch(listener, self._accept)
         self._poller.watch(self._wake_r, self._on_wake)
         self._stopping = False
@@ -568,7 +570,7 @@ class UnixSocketClient:
     def start(self) -> None:
         """Start connecting (and reading) in a background thread."""
         if self._thread is not None:
-            raise RuntimeError(f'the client of {self.path} is already running')
+            raise StateError(f'the client of {self.path} is already running')
         self._thread = threading.Thread(
             target=self._run, name=f'uds-client:{self.path}', daemon=True
         )
@@ -699,7 +701,7 @@ class UnixSocketClient:
 # -- the route as heads ---------------------------------------------------------------------------
 # Below the transports: heads that own one of them (see polycephaly_ros.route). Imported lazily
 # by nothing else, so using the transports alone never pulls in the head machinery.
-from ..route import RouteHead  # noqa: E402  (after the transports on purpose)
+from .base import RouteHead  # noqa: E402  (after the transports on purpose)
 
 #: Longest socket path AF_UNIX takes on Linux (sun_path is 108 bytes, NUL included).
 MAX_PATH = 107
@@ -755,11 +757,11 @@ class UnixSocketServerHead(RouteHead):
         self.server = UnixSocketServer(
             _check_path(type(self), kw), self._on_frame, route=self.route,
             mode=kw.get('socket_mode', 0o600), group=kw.get('group'),
-            max_frame=kw.get('max_frame', MAX_FRAME), poison_pill=self._poison_pill,
-            hold_timeout=self._bus.send_timeout)
+            max_frame=kw.get('max_frame', MAX_FRAME), poison_pill=self.runtime.poison_pill,
+            hold_timeout=self.runtime.send_timeout)
         # By default no thread of its own: the server's sockets are watched by this head's
         # inbox, so its I/O runs in the head's thread, one thread hop fewer each way.
-        self.server.start(poller=None if kw.get('transport_thread', False) else self._inbox)
+        self.server.start(poller=None if kw.get('transport_thread', False) else self.runtime.inbox)
 
     def _on_frame(self, envelope: dict[str, Any], client_id: int) -> None:
         # A PolycephalyError becomes an error frame to that client; QueueFull at once holds
@@ -820,7 +822,7 @@ class UnixSocketClientHead(RouteHead):
             _check_path(type(self), kw), self._on_frame, name=kw.get('client_name', self.name),
             reconnect=kw.get('reconnect', True), backoff=tuple(kw.get('backoff', (0.05, 2.0))),
             route=self.route, max_frame=kw.get('max_frame', MAX_FRAME),
-            poison_pill=self._poison_pill, send_timeout=self._bus.send_timeout)
+            poison_pill=self.runtime.poison_pill, send_timeout=self.runtime.send_timeout)
         self.client.start()
 
     def _on_frame(self, envelope: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 A head opens bridges on its own node, usually in ``birth()``::
 
-    from polycephaly_ros.topic_bridge import TopicBridge
+    from polycephaly_ros.ros.topic_bridge import TopicBridge
 
     class Robot(Process):
         def birth(self):
@@ -30,11 +30,11 @@ The configuration (YAML, loaded with PyYAML, or the same structure as a dict)::
                                       #   ("internal", "ros", ...); default null = any route
 
 Inbound, every message becomes an envelope from the bridging head to ``to``: ``subject`` as
-configured, ``body`` the message as a dict (:func:`polycephaly_ros.convert.message_to_dict`:
+configured, ``body`` the message as a dict (:func:`polycephaly_ros.ros.convert.message_to_dict`:
 nested messages as dicts, arrays and sequences as lists, bytes as integers), ``route``
 ``"ros"``, extra headers ``topic`` (the fully resolved topic name) and ``msgtype``. Filters
 receive it with ``route='ros'`` (or ``route=None``). The bridging head's own thread takes the
-messages (:class:`~polycephaly_ros.head_subscriptions.HeadSubscriptions`; no executor).
+messages (:class:`~polycephaly_ros.ros.subscriptions.HeadSubscriptions`; no executor).
 While the receiving head's queue is full, messages wait in the subscription (its QoS decides
 what is kept: the last 10 by default; with ``history: keep_all`` and ``reliability: reliable``
 nothing is lost) and the bridging head goes on with its other work; it offers them again
@@ -44,7 +44,7 @@ Incompatible QoS from a publisher is logged as a warning naming the topic and th
 Outbound, the bridging head gets a filter on ``subject``; the body of each matching envelope
 (a dict of fields, nested dicts for nested messages; ``null`` for all defaults; for a message
 whose only field is ``data``, such as ``std_msgs/msg/String``, the bare value too) is turned
-into the message (:func:`polycephaly_ros.convert.dict_to_message`) and published. An unknown
+into the message (:func:`polycephaly_ros.ros.convert.dict_to_message`) and published. An unknown
 field or a value of the wrong type is not published: a warning is logged and, when the
 envelope has a sender other than the bridging head, an ``error`` reply (body ``{"error":
 reason}``) is sent on its thread. Nothing is sent back on success.
@@ -61,13 +61,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .. import envelope as env
+from ..errors import ConfigurationError, PolycephalyError, QueueFull
+from ..head import Process
 from . import convert
-from . import envelope as env
-from .errors import ConfigurationError, PolycephalyError, QueueFull
-from .head import Process
-from .head_subscriptions import HeadSubscriptions
+from .subscriptions import HeadSubscriptions
 
-_log = logging.getLogger('polycephaly_ros.topic_bridge')
+_log = logging.getLogger('polycephaly_ros.ros.topic_bridge')
 #: Seconds between looks at another head's full queue for a message waiting for room.
 FULL_RETRY = 0.01
 _INBOUND_KEYS = {'topic', 'type', 'to', 'subject', 'qos'}
@@ -162,13 +162,17 @@ class Outbound:
 
 
 class TopicBridge:
-    """The topic bridges of one head, on its node; create and close it in the head's thread."""
+    """The topic bridges of one head, on its node; create it in the head's thread.
+
+    It is closed by close(), or else by the head's runtime when the head ends (after death()).
+    """
 
     def __init__(self, head: Process, config: Mapping[str, Any] | str | os.PathLike) -> None:
         if head.node is None:
             raise ConfigurationError(f'head {head.name!r} has no ROS node (the application runs '
                                      'without ROS), so it cannot bridge topics')
         self.head = head
+        self.runtime = head.runtime
         self._subscriptions: HeadSubscriptions | None = None
         self.inbound: list[Inbound] = []
         self.outbound: list[Outbound] = []
@@ -181,22 +185,23 @@ class TopicBridge:
         except BaseException:
             self.close()
             raise
+        self.runtime.own(self.close, 'a topic bridge')
 
     @staticmethod
     def _type(entry: Mapping[str, Any], where: str) -> type:
         try:
             return convert.import_message_type(entry['type'])
-        except (ImportError, ValueError) as exc:
+        except ConfigurationError as exc:
             raise ConfigurationError(f'{where}: {exc}') from None
 
     def _add_inbound(self, entry: Mapping[str, Any], where: str) -> None:
-        head = self.head
+        head, runtime = self.head, self.runtime
         cls = self._type(entry, where)
         to = env.normalize_name(entry.get('to') or head.name)
-        if to not in head._bus.directory:
+        if not runtime.knows(to):
             raise ConfigurationError(f'{where}: no head named {to!r} in this application')
         subject = entry.get('subject') or entry['topic']
-        if not isinstance(subject, str) or env.is_control(subject, head._poison_pill):
+        if not isinstance(subject, str) or env.is_control(subject, runtime.poison_pill):
             raise ConfigurationError(f'{where}: subject {subject!r} is not allowed')
         msgtype = entry['type']
         topic = head.node.resolve_topic_name(entry['topic'])
@@ -207,7 +212,7 @@ class TopicBridge:
                                 {'topic': topic, 'msgtype': msgtype})
             envelope['route'] = convert.ROUTE
             try:
-                head._bus.post(envelope, timeout=0, handover=True)
+                runtime.deliver(envelope, timeout=0)
             except QueueFull:
                 # Wait in the subscription until the queue has room: this head's own queue
                 # says when; another head's is looked at again every FULL_RETRY seconds.
@@ -227,7 +232,7 @@ class TopicBridge:
                          qos_policy_name_from_kind(event.last_policy_kind))
 
         if self._subscriptions is None:
-            self._subscriptions = HeadSubscriptions(head._inbox)
+            self._subscriptions = HeadSubscriptions(runtime.inbox)
         subscription = self._subscriptions.subscribe(
             head.node, cls, entry['topic'], make_qos(entry.get('qos'), where), on_message,
             incompatible)
@@ -276,8 +281,8 @@ class TopicBridge:
         if self._subscriptions is not None:
             left: dict[str, int] = {}
 
-            def leftover(subscription: Any, _msg: Any) -> None:
-                left[subscription.topic_name] = left.get(subscription.topic_name, 0) + 1
+            def leftover(topic: str, _msg: Any) -> None:
+                left[topic] = left.get(topic, 0) + 1
 
             self._subscriptions.close(node, leftover)
             self._subscriptions = None

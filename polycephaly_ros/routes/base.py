@@ -1,4 +1,4 @@
-"""Route heads: a head that owns one external transport and carries envelopes over it.
+"""The route head: a head that owns one external transport and carries envelopes over it.
 
 A *route* joins an application to the outside (a Unix socket, MQTT, D-Bus, USB ...). Its
 transport does the framing, connections and reconnects and speaks JSON through
@@ -35,7 +35,7 @@ that a filter only sees the route it names: ``route='uds'`` or ``route=None`` fo
 
 Reaching outside names
     A head reaches a name behind a route either explicitly, ``send('status', ..., via='uds')``
-    (``via`` names the route head), or by listing the names on the route head:
+    (``via`` names a route head), or by listing the names on the route head:
     ``add_process(UnixSocketClientHead, name='uds', path=..., remote=['status'])`` lets every
     head write ``send('status', ...)``. The list is read by ``Application.run()`` (through
     :meth:`RouteHead.configure`) before any head starts, so thread and process heads alike
@@ -43,12 +43,13 @@ Reaching outside names
     configuration error. Names neither local nor listed still go to the ROS bridge.
 
 Threading: transport callbacks (and so :meth:`deliver`) run in the transport's thread and use
-only ``Bus.post``, which is thread-safe; every filter runs in the route head's own thread, and
+only the bus, which is thread-safe; every filter runs in the route head's own thread, and
 so does :meth:`transmit` unless ``transmit_from_any_thread`` is set. A transport may also run
-without a thread of its own, its descriptor watched by the head's inbox
-(``self._inbox.watch(fd, callback)``): then its callbacks run in the head's thread between
-envelopes, one thread hop fewer each way (UnixSocketServerHead does this by default). The
-transport is opened before ``birth()`` and closed after ``death()``, so subclasses override
+without a thread of its own, its descriptor watched by the head's event loop
+(``self.runtime.inbox.watch(fd, callback)``): then its callbacks run in the head's thread
+between envelopes, one thread hop fewer each way (UnixSocketServerHead does this by
+default). The transport is opened before ``birth()`` and closed after ``death()`` (by the
+head's runtime, with its place in the bus's routing table), so subclasses override
 ``birth``/``life``/``death`` freely.
 
 Writing a route: subclass :class:`RouteHead`, set :attr:`route`, and implement
@@ -60,12 +61,15 @@ Writing a route: subclass :class:`RouteHead`, set :attr:`route`, and implement
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-from . import envelope as env
-from .errors import ConfigurationError, PolycephalyError, UnknownRecipient
-from .filters import FilterSet
-from .head import Process
+from .. import envelope as env
+from ..errors import ConfigurationError, PolycephalyError, UnknownRecipient
+from ..filters import FilterSet
+from ..head import Process
+
+if TYPE_CHECKING:
+    from ..runtime import HeadRuntime
 
 #: The subject of error frames and bounces.
 ERROR_SUBJECT = 'error'
@@ -84,7 +88,7 @@ class _RouteFilters(FilterSet):
         self._head = head
 
     def dispatch(self, envelope: dict) -> int:
-        if envelope.get('recipient') != self._head._name:
+        if envelope.get('recipient') != self._head.name:
             self._head._outbound(envelope)
             return 1
         return super().dispatch(envelope)
@@ -142,14 +146,13 @@ class RouteHead(Process):
         timeout) or another PolycephalyError; the transport turns that into an error frame
         (or, for QueueFull, may hold the frame and offer it again).
         """
+        runtime = self.runtime
         recipient = envelope['recipient']
-        directory = self._bus.directory
-        if recipient not in directory:
-            known = ', '.join(sorted(directory.addresses))
-            raise UnknownRecipient(
-                f'no head named {recipient!r} behind route {self.route!r} (heads: {known})')
-        envelope[env.VIA] = self._name
-        self._bus.post(envelope, timeout=timeout, handover=True)  # nothing else holds it
+        if not runtime.knows(recipient):
+            raise UnknownRecipient(f'no head named {recipient!r} behind route {self.route!r} '
+                                   f'(heads: {", ".join(runtime.heads)})')
+        envelope[env.VIA] = self.name
+        runtime.deliver(envelope, timeout)  # nothing else holds it
 
     # -- outbound --------------------------------------------------------------------
     def _send_out(self, envelope: dict) -> bool:
@@ -174,7 +177,7 @@ class RouteHead(Process):
 
     def _bounce(self, envelope: dict, reason: str) -> None:
         sender = envelope.get('sender')
-        tell = (isinstance(sender, str) and sender in self._bus.directory
+        tell = (isinstance(sender, str) and self.runtime.knows(sender)
                 and envelope.get('subject') != ERROR_SUBJECT)  # no error storms
         # The sending head gets the bounce, so a warning is enough; otherwise nobody else knows.
         (self._logger.warning if tell else self._logger.error)(
@@ -185,36 +188,32 @@ class RouteHead(Process):
             return
         try:
             bounce = env.answer(envelope, envelope['recipient'], {'error': reason}, ERROR_SUBJECT,
-                                {BOUNCED_BY: self._name})
-            self._bus.post(bounce)
+                                {BOUNCED_BY: self.name})
+            self.runtime.deliver(bounce)
         except PolycephalyError as exc:
             self._logger.error('could not tell %r that its envelope was not sent: %s', sender, exc)
 
     # -- framework side --------------------------------------------------------------
-    def _attach(self, **kwargs: Any) -> None:
+    def _attach(self, runtime: HeadRuntime) -> None:
         filters = getattr(self, '_filters', None)
         if not isinstance(filters, _RouteFilters):  # a subclass __init__ skipped ours
             if filters is None:
                 Process.__init__(self)
             self._filters = _RouteFilters(self, self._filters)
-        super()._attach(**kwargs)
+        super()._attach(runtime)
         self.route = str(self.kwargs.get('route', type(self).route))
         self.add_filter(self._peer_error, route=None, subject=ERROR_SUBJECT,
-                        sender=lambda s: s not in self._bus.directory)
+                        sender=lambda s: not runtime.knows(s))
 
     def _peer_error(self, envelope: dict) -> None:
         self._logger.warning('route %r: the peer reported an error: %s', self.route,
                              envelope.get('body'))
 
     def _loop(self, after_birth: Callable[[], None] | None = None) -> None:
+        runtime = self.runtime
         self._thread_id = threading.get_ident()
-        self.open_transport()
-        self._bus.outbound[self._name] = self._send_out
+        runtime.own(self.close_transport, f'the transport of route {self.route!r}')
+        self.open_transport()  # (closed even if it fails half-way)
+        runtime.bus.add_route(self.name, self._send_out)
+        runtime.own(lambda: runtime.bus.remove_route(self.name), 'its place in the routing table')
         super()._loop(after_birth)
-
-    def _finish(self) -> int:
-        try:
-            return super()._finish()
-        finally:
-            self._bus.outbound.pop(self._name, None)
-            self.close_transport()

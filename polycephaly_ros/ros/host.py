@@ -8,7 +8,7 @@ import os
 import threading
 from typing import Any
 
-_log = logging.getLogger('polycephaly_ros.rclpy_host')
+_log = logging.getLogger('polycephaly_ros.ros.host')
 _live_hosts = 0
 _forks_after_init = 0
 _fork_hook_installed = False
@@ -45,7 +45,7 @@ class RclpyHost:
 
     Threading contract: create_node() and destroy_node() may be called from any thread;
     node callbacks run in the executor thread (a head's inbox topics have none: the head's
-    thread takes them, see ros_bridge.RosInbox); shutdown() is called once, by the owner.
+    thread takes them, see ros.bridge.RosInbox); shutdown() is called once, by the owner.
     """
 
     def __init__(self, namespace: str = '') -> None:

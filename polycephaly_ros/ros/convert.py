@@ -48,9 +48,9 @@ from typing import Any, Mapping
 
 import orjson
 
-from . import codec
-from .envelope import CORE_HEADERS
-from .errors import EnvelopeError, NotSerializable
+from .. import codec
+from ..envelope import CORE_HEADERS
+from ..errors import ConfigurationError, EnvelopeError, NotSerializable
 
 #: The route name of envelopes that arrive from the ROS graph.
 ROUTE = 'ros'
@@ -64,7 +64,8 @@ _INT32 = (-2**31, 2**31 - 1)
 _ENVELOPE: type | None = None
 
 
-def _envelope_type() -> type:
+def envelope_type() -> type:
+    """Return the generated polycephaly_ros.msg.Envelope class (imported on first use)."""
     global _ENVELOPE
     if _ENVELOPE is None:  # imported on first use: the package imports without a build
         from polycephaly_ros.msg import Envelope
@@ -109,7 +110,7 @@ def to_message(envelope: Mapping[str, Any]) -> Any:
         extra['priority'] = priority  # e.g. 0.5: keep it exact in the JSON headers
         priority = 0
     # One constructor call: each field set once (a generated setter per field is not free).
-    return _envelope_type()(
+    return envelope_type()(
         messageid=_text(envelope, 'messageid'), threadid=_text(envelope, 'threadid'),
         sender=_text(envelope, 'sender'), recipient=_text(envelope, 'recipient'),
         subject=_text(envelope, 'subject'), route=_text(envelope, 'route'),
@@ -186,21 +187,21 @@ _TYPE_NAME = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)/(msg|srv|action)/([A-Za-z][A-
 
 
 def import_message_type(name: str) -> type:
-    """Return the message class for "pkg/msg/Type"; raise ImportError saying what is missing."""
+    """Return the message class for "pkg/msg/Type"; raise ConfigurationError saying what is missing."""
     match = _TYPE_NAME.fullmatch(name.strip()) if isinstance(name, str) else None
     if match is None:
-        raise ValueError(f'message type must look like "pkg/msg/Type", not {name!r}')
+        raise ConfigurationError(f'message type must look like "pkg/msg/Type", not {name!r}')
     package, kind, type_name = match.groups()
     try:
         module = importlib.import_module(f'{package}.{kind}')
     except ImportError as exc:
-        raise ImportError(
+        raise ConfigurationError(
             f'message type {name!r}: the Python package {package!r} is not installed or not '
             f'built ({exc}); install its wheel (e.g. ros-{package.replace("_", "-")}) or '
             f'source its workspace') from None
     cls = getattr(module, type_name, None)
     if cls is None or not hasattr(cls, 'get_fields_and_field_types'):
-        raise ImportError(f'message type {name!r}: package {package!r} has no message '
+        raise ConfigurationError(f'message type {name!r}: package {package!r} has no message '
                           f'{type_name!r}')
     return cls
 
@@ -250,16 +251,16 @@ _FLOATS = ('float', 'double', 'long double')
 
 
 def dict_to_message(data: Mapping[str, Any], cls: type, *, where: str = '') -> Any:
-    """Return a cls message filled from data; raise ValueError naming any bad or unknown field."""
+    """Return a cls message filled from data; raise EnvelopeError naming any bad or unknown field."""
     label = where or type_name(cls)
     if not isinstance(data, Mapping):
-        raise ValueError(f'{label}: expected an object with the fields of {type_name(cls)}, '
+        raise EnvelopeError(f'{label}: expected an object with the fields of {type_name(cls)}, '
                          f'not {type(data).__name__}: {data!r}')
     fields = cls.get_fields_and_field_types()
     slots = dict(zip(fields, cls.SLOT_TYPES))
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f'{label}: unknown field(s) {", ".join(map(repr, unknown))} for '
+        raise EnvelopeError(f'{label}: unknown field(s) {", ".join(map(repr, unknown))} for '
                          f'{type_name(cls)} (its fields: {", ".join(fields) or "none"})')
     msg = cls()
     for name, value in data.items():
@@ -281,46 +282,46 @@ def _from_plain(value: Any, slot: Any, path: str) -> Any:
         return dict_to_message(value, _nested_class(slot), where=path)
     if isinstance(slot, AbstractNestedType):
         if isinstance(value, (str, Mapping)) or not hasattr(value, '__iter__'):
-            raise ValueError(f'{path}: expected a list, not {type(value).__name__}: {value!r}')
+            raise EnvelopeError(f'{path}: expected a list, not {type(value).__name__}: {value!r}')
         items = list(value)
         if isinstance(slot, Array) and len(items) != slot.size:
-            raise ValueError(f'{path}: expected exactly {slot.size} items, not {len(items)}')
+            raise EnvelopeError(f'{path}: expected exactly {slot.size} items, not {len(items)}')
         if isinstance(slot, BoundedSequence) and len(items) > slot.maximum_size:
-            raise ValueError(f'{path}: at most {slot.maximum_size} items, not {len(items)}')
+            raise EnvelopeError(f'{path}: at most {slot.maximum_size} items, not {len(items)}')
         return [_from_plain(v, slot.value_type, f'{path}[{i}]') for i, v in enumerate(items)]
     if isinstance(slot, AbstractGenericString):
         if not isinstance(value, str):
-            raise ValueError(f'{path}: expected a string, not {type(value).__name__}: {value!r}')
+            raise EnvelopeError(f'{path}: expected a string, not {type(value).__name__}: {value!r}')
         limit = getattr(slot, 'maximum_size', None)
         if isinstance(limit, int) and len(value) > limit:
-            raise ValueError(f'{path}: at most {limit} characters, not {len(value)}')
+            raise EnvelopeError(f'{path}: at most {limit} characters, not {len(value)}')
         return value
     kind = getattr(slot, 'typename', None)
     if kind == 'boolean':
         if not isinstance(value, bool):
-            raise ValueError(f'{path}: expected true or false, not {value!r}')
+            raise EnvelopeError(f'{path}: expected true or false, not {value!r}')
         return value
     if kind in _FLOATS:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f'{path}: expected a number, not {type(value).__name__}: {value!r}')
+            raise EnvelopeError(f'{path}: expected a number, not {type(value).__name__}: {value!r}')
         value = float(value)
         if kind == 'float' and math.isfinite(value) and abs(value) > 3.4028234663852886e38:
-            raise ValueError(f'{path}: {value!r} does not fit a float32')
+            raise EnvelopeError(f'{path}: {value!r} does not fit a float32')
         return value
     if kind in _INT_RANGES:
         low, high = _INT_RANGES[kind]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f'{path}: expected an integer in {low}..{high} ({kind}), '
+            raise EnvelopeError(f'{path}: expected an integer in {low}..{high} ({kind}), '
                              f'not {value!r}')
         return value
     if kind in ('octet', 'byte'):
         if isinstance(value, (bytes, bytearray)) and len(value) == 1:
             return bytes(value)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
-            raise ValueError(f'{path}: expected a byte (0..255), not {value!r}')
+            raise EnvelopeError(f'{path}: expected a byte (0..255), not {value!r}')
         return bytes([value])
     if kind == 'char':
         if isinstance(value, str) and len(value) == 1:
             return value
-        raise ValueError(f'{path}: expected one character, not {value!r}')
-    raise ValueError(f'{path}: unsupported field type {slot!r}')
+        raise EnvelopeError(f'{path}: expected one character, not {value!r}')
+    raise EnvelopeError(f'{path}: unsupported field type {slot!r}')

@@ -1,4 +1,4 @@
-"""Envelopes on ROS topics: every head's inbox topics, and publishing to outside names.
+"""The ROS bridge: every head's inbox topics, and publishing envelopes to outside names.
 
 The scheme (usable by any ROS node, without this library)
 ---------------------------------------------------------
@@ -12,7 +12,7 @@ topic                               type                            carries
 ``<ns>/polycephaly/<head>/inbox_json``  ``std_msgs/msg/String``           one JSON envelope object
 ==================================  ==============================  ==========================
 
-An envelope arriving on either topic is converted (:mod:`polycephaly_ros.convert`), checked
+An envelope arriving on either topic is converted (:mod:`polycephaly_ros.ros.convert`), checked
 (:func:`polycephaly_ros.codec.check`: the poison pill and every ``polycephaly.*`` control
 subject are refused, core headers are type-checked), its ``route`` set to ``"ros"`` and its
 ``via`` header dropped, and it is put in the head's own inbox unchanged otherwise (message id,
@@ -73,25 +73,20 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from . import codec, convert
-from .envelope import normalize_name
-from .errors import EnvelopeError, QueueFull, RecipientUnavailable, \
-    UnknownRecipient
-from .head_subscriptions import HeadSubscriptions
+from .. import codec
+from ..envelope import normalize_name
+from ..errors import EnvelopeError, QueueFull, UnknownRecipient, Unreachable
+from . import convert, native
+from .subscriptions import HeadSubscriptions
+
+if TYPE_CHECKING:
+    from ..bus import Bus
+    from ..runtime import HeadRuntime
 
 ROUTE = convert.ROUTE
-_log = logging.getLogger('polycephaly_ros.ros_bridge')
-
-
-class Unreachable(RecipientUnavailable, UnknownRecipient):
-    """No head of this application has the name, and no subscriber of its ROS inbox appeared.
-
-    Both a :class:`RecipientUnavailable` (the bounded wait for a ROS subscriber ran out) and an
-    :class:`UnknownRecipient` (it is no head of this application), so code catching either
-    keeps working when the application runs with or without ROS.
-    """
+_log = logging.getLogger('polycephaly_ros.ros.bridge')
 
 
 def inbox_topic(name: str) -> str:
@@ -131,7 +126,7 @@ class _Link:
         self.node = node
         self.matched = threading.Event()
         self.lock = threading.Lock()
-        self.publisher = self._create(convert._envelope_type(), inbox_topic(name))
+        self.publisher = self._create(convert.envelope_type(), inbox_topic(name))
         self.topic = self.publisher.topic_name  # fully resolved, for messages
         self.json_publisher: Any = None
         self.json_topic = node.resolve_topic_name(inbox_json_topic(name))
@@ -179,7 +174,7 @@ class _Link:
 class RosOutbox:
     """Publish envelopes to outside names' inbox topics; one per process, set as Bus.external."""
 
-    def __init__(self, node: Any, bus: Any) -> None:
+    def __init__(self, node: Any, bus: Bus) -> None:
         self.node = node
         self._bus = bus
         self._links: dict[str, _Link] = {}
@@ -201,8 +196,6 @@ class RosOutbox:
 
     def send(self, envelope: dict, timeout: float) -> None:
         """Publish envelope on its recipient's inbox topic, or raise saying why it cannot."""
-        from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
-
         name = envelope['recipient']
         try:
             name = normalize_name(name)
@@ -215,19 +208,20 @@ class RosOutbox:
         deadline = time.monotonic() + timeout
         publisher = link.ready(deadline)
         if publisher is None:
-            heads = ', '.join(sorted(self._bus.directory.addresses))
+            heads = ', '.join(self._bus.directory.names)
             raise Unreachable(
                 f'no head named {name!r} in this application (heads: {heads}), and no subscriber '
                 f'of ROS topic {link.topic} (or {link.json_topic}) appeared within {timeout:g} s; '
                 f'envelope {envelope.get("subject")!r} not sent')
         if publisher is not link.publisher:
             msg = convert.to_json_string(envelope)
+        full = native.rcl_error()
         while True:
             try:
                 publisher.publish(msg)
                 self.sent += 1
                 return
-            except _rclpy.RCLError as exc:  # KEEP_ALL history full: publish() blocked, gave up
+            except full as exc:  # KEEP_ALL history full: publish() blocked, gave up
                 if time.monotonic() >= deadline:
                     raise QueueFull(f'ROS topic {link.topic} did not take envelope '
                                     f'{envelope.get("subject")!r} within {timeout:g} s (the '
@@ -257,33 +251,32 @@ class RosOutbox:
 class RosInbox:
     """The two inbox subscriptions of one head, taken from by the head's own thread.
 
-    The executor never sees them (:class:`~polycephaly_ros.head_subscriptions.HeadSubscriptions`):
+    The executor never sees them (:class:`~polycephaly_ros.ros.subscriptions.HeadSubscriptions`):
     rcl wakes the head's inbox, and the head's thread takes, checks and queues the envelopes
     itself, between its other work. While the head's queue is full the rest stay in the
     subscription (KEEP_ALL), which holds the writer back.
 
-    Threading contract: created by the head's _attach() and closed by its _finish(), in the
-    head's thread; everything else runs from the inbox's poll(), in the head's thread too.
+    Threading contract: opened and closed by the head's runtime, in the head's thread;
+    everything else runs from the inbox's poll(), in the head's thread too.
     """
 
-    def __init__(self, head: Any, outbox: RosOutbox) -> None:
+    def __init__(self, runtime: HeadRuntime, outbox: RosOutbox) -> None:
         from std_msgs.msg import String
 
-        self.head = head
+        self.runtime = runtime
         self.outbox = outbox
         self.delivered = 0
         self.refused = 0
-        self._slots = head._bus.directory[head.name].slots
-        self._push = head._inbox.push
-        self._subscriptions = HeadSubscriptions(head._inbox)
+        self._subscriptions = HeadSubscriptions(runtime.inbox)
         #: The resolved topic names, each with the reader that checks its messages.
         self.topics: dict[str, Callable[[Any, str], dict | None]] = {}
-        for topic, kind, read in ((inbox_topic(head.name), convert._envelope_type(),
+        node = runtime.node
+        for topic, kind, read in ((inbox_topic(runtime.name), convert.envelope_type(),
                                    self._read_typed),
-                                  (inbox_json_topic(head.name), String, self._read_json)):
-            resolved = head.node.resolve_topic_name(topic)
+                                  (inbox_json_topic(runtime.name), String, self._read_json)):
+            resolved = node.resolve_topic_name(topic)
             self._subscriptions.subscribe(
-                head.node, kind, topic, inbox_qos(),
+                node, kind, topic, inbox_qos(),
                 lambda msg, read=read, resolved=resolved: self._offer(read(msg, resolved)),
                 _incompatible('subscription to', resolved))
             self.topics[resolved] = read
@@ -292,15 +285,16 @@ class RosInbox:
         """Queue a checked envelope (None: refused already); False while the queue is full."""
         if envelope is None:
             return True
-        if not self._slots.acquire(False):
+        try:
+            self.runtime.deliver(envelope, timeout=0)  # (no wake-up, no copy: its own inbox)
+        except QueueFull:
             return False
-        self._push(envelope)  # (the owner's own push: no wake-up, no copy)
         self.delivered += 1
         return True
 
     def _read_typed(self, msg: Any, topic: str) -> dict | None:
         try:
-            envelope = convert.from_message(msg, poison_pill=self.head._poison_pill)
+            envelope = convert.from_message(msg, poison_pill=self.runtime.poison_pill)
         except EnvelopeError as exc:
             self._refuse(str(exc), convert.raw_fields(msg), topic)
             return None
@@ -308,7 +302,7 @@ class RosInbox:
 
     def _read_json(self, msg: Any, topic: str) -> dict | None:
         try:
-            envelope = convert.from_json_text(msg.data, poison_pill=self.head._poison_pill)
+            envelope = convert.from_json_text(msg.data, poison_pill=self.runtime.poison_pill)
         except EnvelopeError as exc:
             try:
                 original = codec.parse(msg.data)
@@ -319,7 +313,7 @@ class RosInbox:
         return self._addressed(envelope, topic)
 
     def _addressed(self, envelope: dict, topic: str) -> dict | None:
-        name = self.head.name
+        name = self.runtime.name
         if envelope['recipient'] != name:
             self._refuse(f'recipient {envelope["recipient"]!r} is not {name!r}, the head whose '
                          f'inbox this is', envelope, topic)
@@ -328,11 +322,11 @@ class RosInbox:
 
     def close(self) -> None:
         """Stop taking, answer what is still waiting with errors, and unsubscribe."""
-        def refuse(sub: Any, msg: Any) -> None:
-            envelope = self.topics[sub.topic_name](msg, sub.topic_name)
+        def refuse(topic: str, msg: Any) -> None:
+            envelope = self.topics[topic](msg, topic)
             if envelope is not None:
-                self._refuse(f'head {self.head.name!r} has stopped', envelope, sub.topic_name)
-        self._subscriptions.close(self.head.node, refuse)
+                self._refuse(f'head {self.runtime.name!r} has stopped', envelope, topic)
+        self._subscriptions.close(self.runtime.node, refuse)
 
     def _refuse(self, reason: str, original: dict | None, topic: str) -> None:
         self.refused += 1
@@ -349,15 +343,16 @@ class RosInbox:
             self.outbox.send_error(codec.error_envelope(reason, original))
 
 
-def open_ros_inbox(head: Any) -> RosInbox:
-    """Subscribe head's node to its inbox topics and let its bus publish to outside names.
+def open_ros_inbox(runtime: HeadRuntime) -> RosInbox:
+    """Subscribe the head's node to its inbox topics and let its bus publish to outside names.
 
-    Called by ``Process._attach`` for every head that has a node. The first head of a
-    process (the main head, or the only head of a head process) sets ``bus.external``; its
-    node publishes for every head of the process.
+    Called by the head runtime for every head that has a node. The first head of a process
+    (the main head, or the only head of a head process) sets the bus's ROS bridge; its node
+    publishes for every head of the process.
     """
-    bus = head._bus
-    outbox = bus.external
+    bus = runtime.bus
+    outbox = bus.ros_bridge
     if not isinstance(outbox, RosOutbox):
-        outbox = bus.external = RosOutbox(head.node, bus)
-    return RosInbox(head, outbox)
+        outbox = RosOutbox(runtime.node, bus)
+        bus.set_ros_bridge(outbox)
+    return RosInbox(runtime, outbox)

@@ -1,0 +1,97 @@
+"""The directory of one application: every head's inbox address, queue slots and running state.
+
+It is made once by the application before any head starts, and every process of the
+application gets a copy (pickled to each head process): the addresses are socket paths in
+the application's private run directory, the queue slots are a counting semaphore per head
+shared by all processes, and the running states are one shared byte per head. It also holds
+the route heads' names and the outside names they reach (``remote=``), so every process
+routes alike (see :class:`~polycephaly_ros.bus.Bus`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from . import wire
+from .errors import ConfigurationError
+
+#: Longest socket path AF_UNIX takes on Linux (sun_path is 108 bytes, NUL included), with room.
+_MAX_PATH = 100
+
+
+@dataclass
+class Address:
+    """Where a head's inbox is and how many envelopes it may hold."""
+
+    name: str
+    path: str
+    slots: Any  # multiprocessing.Semaphore, shared with every process of the application
+    index: int
+    queue_size: int
+
+
+@dataclass
+class Directory:
+    """The inboxes of one application, which heads run, and which reach outside names."""
+
+    addresses: dict[str, Address]
+    states: Any  # multiprocessing RawArray('b'): 1 while a head runs
+    #: Route heads: a ``via`` header naming one sends the envelope out through it.
+    routes: frozenset[str] = frozenset()
+    #: Outside names reached through a route head without a ``via`` header: name -> head.
+    remote: dict[str, str] = field(default_factory=dict)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.addresses
+
+    def __getitem__(self, name: str) -> Address:
+        return self.addresses[name]
+
+    @property
+    def names(self) -> list[str]:
+        """Return the head names, sorted (for messages)."""
+        return sorted(self.addresses)
+
+    def running(self, name: str) -> bool:
+        """Tell whether the head takes mail now."""
+        return bool(self.states[self.addresses[name].index])
+
+    def set_running(self, name: str, running: bool) -> None:
+        """Record whether the head takes mail."""
+        self.states[self.addresses[name].index] = 1 if running else 0
+
+
+def create(names: Iterable[str], queue_size: int, context: Any, *,
+           routes: Iterable[str] = (), remote: dict[str, str] | None = None,
+           ) -> tuple[Directory, dict[str, socket.socket], str]:
+    """Make the run directory and every head's listening inbox socket in it.
+
+    Returns the directory, the listeners by head name and the run directory's path (the
+    caller removes it at the end). context is the multiprocessing context of the heads.
+    """
+    names = list(names)
+    rundir = tempfile.mkdtemp(prefix='polycephaly-')  # mode 0700
+    listeners: dict[str, socket.socket] = {}
+    addresses: dict[str, Address] = {}
+    try:
+        for index, name in enumerate(names):
+            path = os.path.join(rundir, f'{name}.sock')
+            if len(path.encode()) > _MAX_PATH:
+                raise ConfigurationError(f'head name {name!r} is too long for a socket path '
+                                         f'({path!r})')
+            listeners[name] = wire.listen(path)
+            addresses[name] = Address(name, path, context.Semaphore(queue_size), index,
+                                      queue_size)
+    except BaseException:
+        for sock in listeners.values():
+            sock.close()
+        shutil.rmtree(rundir, ignore_errors=True)
+        raise
+    directory = Directory(addresses, context.RawArray('b', len(names)), frozenset(routes),
+                          dict(remote or {}))
+    return directory, listeners, rundir

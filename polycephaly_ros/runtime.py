@@ -1,0 +1,284 @@
+"""The head runtime: one head's resources, opened in order and closed in reverse, for every head.
+
+The main head, thread heads and process heads are all run by a :class:`HeadRuntime`. It
+opens, in this order, and closes in the reverse order (an ExitStack):
+
+1. the **inbox**: attached to the bus, so heads of this process queue to it directly; at the
+   end, the envelopes still queued are counted and logged, then it is closed (a thread
+   head's inbox is kept by the supervisor across restarts);
+2. the head's **rclpy node**, when the application runs ROS;
+3. the **head** itself (its declared filters) and its **ROS inbox** topics
+   (:mod:`polycephaly_ros.ros.bridge`): what still waits there at the end is answered with
+   errors;
+4. whatever the head, its bridges and routes open while running and hand to :meth:`own`: a
+   route's transport and its place in the bus's routing table, topic bridges.
+
+Between 3 and the closing, the head lives: birth(), life() at its frequency, then (after an
+orderly stop) the mail already queued, then death().
+
+The runtime is also the head's interface for bridges and routes (``head.runtime``): its
+``name``, ``node``, ``inbox`` (the head's event loop, to watch descriptors), ``bus``,
+``poison_pill``, ``send_timeout``, :meth:`knows`, :attr:`heads`, :meth:`deliver` and
+:meth:`own`. Nothing outside this module and head.py reaches into a head's private state.
+
+Entry points: :func:`run_thread_head` (a sub-head's thread) and :func:`run_process_head` (a
+fresh process from the fork server: tied to the supervisor, with its own bus, inbox and
+rclpy context); the main head's runtime is made by ``Application.run()``.
+
+Threading contract: a runtime is created, run and closed in its head's thread; knows(),
+heads and deliver() may be used from any thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import envelope as env
+from .bus import Bus
+from .errors import NoReply, StateError
+from .inbox import Inbox
+
+if TYPE_CHECKING:
+    from .head import Process
+    from .ros.host import RclpyHost
+    from .supervisor import HeadSpec
+
+_log = logging.getLogger('polycephaly_ros.runtime')
+
+
+@dataclass
+class Settings:
+    """What every head process needs to know about its application."""
+
+    poison_pill: str
+    main: str
+    namespace: str
+    ros: bool
+    send_timeout: float
+    priority: bool
+    log_level: int
+    log_format: str | None
+    start_timeout: float
+
+
+class HeadRuntime:
+    """Run one head from birth to death, owning its inbox, node, ROS inbox and the rest."""
+
+    def __init__(
+        self,
+        make: Callable[[], Process],
+        *,
+        name: str,
+        bus: Bus,
+        inbox: Inbox,
+        settings: Settings,
+        frequency: float,
+        args: tuple = (),
+        kwargs: dict | None = None,
+        host: RclpyHost | None = None,
+        generation: int = 1,
+        keep_inbox: bool = False,
+        on_control: Callable[[dict], None] | None = None,
+    ) -> None:
+        self._make = make
+        self.name = name
+        self.bus = bus
+        #: The head's inbox, which is also its event loop: watch(), call_later(), when_room().
+        self.inbox = inbox
+        self.poison_pill = settings.poison_pill
+        self.main = settings.main
+        self.frequency = frequency
+        self.args = args
+        self.kwargs = kwargs if kwargs is not None else {}
+        self.generation = generation
+        self.node: Any = None
+        self.head: Process | None = None
+        self._host = host
+        self._keep_inbox = keep_inbox
+        self._on_control = on_control
+        self._owned: contextlib.ExitStack | None = None
+        self._close_error: str | None = None
+
+    # -- the interface of bridges and routes ---------------------------------------------
+    @property
+    def send_timeout(self) -> float:
+        """Return how long a send waits for room in a full queue (the application's setting)."""
+        return self.bus.send_timeout
+
+    @property
+    def heads(self) -> list[str]:
+        """Return the names of the application's heads, sorted."""
+        return self.bus.directory.names
+
+    def knows(self, name: str) -> bool:
+        """Tell whether name is a head of this application."""
+        return name in self.bus.directory
+
+    def deliver(self, envelope: dict, timeout: float | None = None) -> None:
+        """Post an envelope that nothing else references (just decoded, or made for this).
+
+        Raises what Bus.post raises; QueueFull after timeout (default: the send timeout).
+        """
+        self.bus.post(envelope, timeout=timeout, handover=True)
+
+    def own(self, close: Callable[[], Any], what: str = '') -> None:
+        """Call close() when the head ends, after death(), in reverse order of own() calls."""
+        if self._owned is None:
+            raise StateError('own() is for a running head (from birth() to death())')
+
+        def closing() -> None:
+            try:
+                close()
+            except Exception:  # one failing close must not keep the others from closing
+                _log.exception('head %r: closing %s failed', self.name, what or close)
+                self._close_error = self._close_error or traceback.format_exc()
+
+        self._owned.callback(closing)
+
+    # -- running -----------------------------------------------------------------------
+    def run(self, after_birth: Callable[[], None] | None = None,
+            before_death: Callable[[], None] | None = None) -> str | None:
+        """Open, live, die and close (see the module doc); return the error text if it failed."""
+        error = None
+        with contextlib.ExitStack() as owned:
+            self._owned = owned
+            try:
+                self._open()
+            except BaseException:
+                error = traceback.format_exc()
+            else:
+                error = self._live(after_birth, before_death)
+        self._owned = None
+        return error or self._close_error
+
+    def _open(self) -> None:
+        owned, inbox = self._owned, self.inbox
+        self.bus.attach_inbox(self.name, inbox)
+        owned.callback(self._close_inbox)
+        if self._host is not None:
+            self.node = self._host.create_node(self.name)
+            self.own(lambda: self._host.destroy_node(self.node), 'the node')
+        head = self.head = self._make()
+        head._attach(self)
+        inbox.on_control = self._on_control or head._on_control
+        if self.node is not None:
+            from .ros.bridge import open_ros_inbox
+
+            self.own(open_ros_inbox(self).close, 'the ROS inbox')
+
+    def _live(self, after_birth: Callable[[], None] | None,
+              before_death: Callable[[], None] | None) -> str | None:
+        head = self.head
+        error = None
+        try:
+            head._loop(after_birth)
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                error = f'SystemExit({exc.code!r})'
+        except NoReply:
+            if not head.stopping:
+                error = traceback.format_exc()
+        except BaseException:
+            error = traceback.format_exc()
+        if before_death is not None:
+            try:
+                before_death()
+            except BaseException:
+                error = error or traceback.format_exc()
+        try:
+            head._finish()
+        except BaseException:
+            error = error or traceback.format_exc()
+        return error
+
+    def _close_inbox(self) -> None:
+        try:
+            if self.head is not None:
+                self.head._leftovers()
+        finally:
+            if not self._keep_inbox:
+                self.bus.detach_inbox(self.name)
+                self.inbox.close()
+
+
+# -- entry points of sub-heads ---------------------------------------------------------------
+def announce_birth(bus: Bus, settings: Settings, name: str, generation: int) -> Callable[[], None]:
+    """Return what tells the main head that a sub-head's birth() is done."""
+    return lambda: bus.post(env.make(name, settings.main, env.BORN, {'generation': generation}),
+                            control=True)
+
+
+def report_exit(bus: Bus, settings: Settings, name: str, generation: int,
+                error: str | None) -> None:
+    """Tell the main head that a sub-head ended, and how."""
+    try:
+        bus.post(env.make(name, settings.main, env.EXITED,
+                          {'generation': generation, 'error': error}), control=True)
+    except Exception:
+        _log.exception('head %r could not report its end to %r', name, settings.main)
+
+
+def run_thread_head(spec: HeadSpec, inbox: Inbox, frequency: float, generation: int, bus: Bus,
+                    host: RclpyHost | None, settings: Settings) -> None:
+    """Run one sub-head in this thread (the target of its thread), then report its end."""
+    runtime = HeadRuntime(spec.target, name=spec.name, bus=bus, inbox=inbox, settings=settings,
+                          frequency=frequency, args=spec.args, kwargs=spec.kwargs, host=host,
+                          generation=generation, keep_inbox=True)
+    error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation))
+    report_exit(bus, settings, spec.name, generation, error)
+
+
+def run_process_head(spec: HeadSpec, frequency: float, generation: int, directory: Any,
+                     listener: Any, lifeline: Any, settings: Settings) -> None:
+    """Run one sub-head in a fresh process: its own inbox, bus, rclpy context and node."""
+    _tie_to_supervisor(lifeline)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when heads stop
+    logging.basicConfig(level=settings.log_level, format=settings.log_format)
+    bus = Bus(directory, settings.send_timeout)
+    inbox = Inbox(listener, directory[spec.name].slots, priority=settings.priority,
+                  poison_pill=settings.poison_pill)
+    host = None
+    try:
+        from .ros.host import RclpyHost
+
+        host = RclpyHost(settings.namespace) if settings.ros else None
+        runtime = HeadRuntime(spec.target, name=spec.name, bus=bus, inbox=inbox,
+                              settings=settings, frequency=frequency, args=spec.args,
+                              kwargs=spec.kwargs, host=host, generation=generation)
+        error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation))
+    except BaseException:
+        error = traceback.format_exc()
+    report_exit(bus, settings, spec.name, generation, error)
+    try:
+        if host is not None:
+            host.shutdown()
+    finally:
+        bus.close()
+        inbox.close()
+    sys.exit(1 if error else 0)
+
+
+def _tie_to_supervisor(lifeline: Any) -> None:
+    """End this process as soon as the supervising process is gone, however it ended."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        try:
+            lifeline.recv_bytes()
+        except (EOFError, OSError):
+            pass
+        os._exit(70)
+
+    threading.Thread(target=watch, name='lifeline', daemon=True).start()
