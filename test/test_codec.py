@@ -12,6 +12,8 @@ import pytest
 from polycephaly_ros import codec, envelope
 from polycephaly_ros.errors import EnvelopeError, NotSerializable
 
+pytestmark = pytest.mark.fast
+
 PILL = 'c0ffee00-pill-4000-8000-000000000000'
 
 

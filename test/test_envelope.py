@@ -10,6 +10,8 @@ import pytest
 from polycephaly_ros import EnvelopeError
 from polycephaly_ros import envelope as env
 
+pytestmark = pytest.mark.fast
+
 UUID4 = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}')
 
 

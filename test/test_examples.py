@@ -11,7 +11,7 @@ from program import ROOT, Program
 
 HELLO = str(ROOT / 'examples' / 'hello_world' / 'launch.py')
 SEED = str(ROOT / 'examples' / 'seed_hello_world' / 'launch.py')
-SLOW = str(ROOT / 'test' / 'slow_app.py')
+SLOW = str(ROOT / 'test' / 'support' / 'slow_app.py')
 
 
 @pytest.mark.parametrize('mode', ['thread', 'process'])

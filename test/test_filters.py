@@ -7,6 +7,8 @@ import pytest
 from polycephaly_ros import ConfigurationError, Process, message_filter
 from polycephaly_ros.filters import FilterSet, declared_filters
 
+pytestmark = pytest.mark.fast
+
 
 def envelope(**headers):
     return {'subject': 'salutation', 'sender': 'hello', 'threadindex': 1, **headers}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN_PORT_BASE, IS_SUBREAPER
+from isolation import DOMAIN_PORT_BASE, IS_SUBREAPER
 from plain_ros import plain_node
 
 PACKAGE = 'polycephaly_ros'

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from harness import ask, run_script, until
+from harness import ask, run_ros_script, until
 from ros_app import RosEcho
 from ros_peer import HERE, PeerProcess
 from polycephaly_ros import NotSerializable, RecipientUnavailable, UnknownRecipient, \
@@ -30,7 +30,7 @@ def test_plain_ros_peer_sends_typed_envelopes_and_gets_replies(mode, leftover_pr
                                    'headers': {'acme': 123}})
             return peer.received(lambda e: e['threadid'] == 'thread-a')
 
-    reply = run_script(script, [(RosEcho, {'name': 'echo', 'mode': mode})],
+    reply = run_ros_script(script, [(RosEcho, {'name': 'echo', 'mode': mode})],
                        namespace='/robot').outcome
     assert reply['sender'] == 'echo' and reply['recipient'] == 'peer'
     assert reply['threadindex'] == 4 and reply['subject'] == 'reply'
@@ -50,7 +50,7 @@ def test_plain_ros_peer_sends_json_on_the_string_topic():
             main.reply(arrived[0], {'seen': arrived[0]['route']})
             return arrived[0], peer.received(lambda e: e['threadid'] == 'json-1')
 
-    envelope, reply = run_script(script, namespace='/robot').outcome
+    envelope, reply = run_ros_script(script, namespace='/robot').outcome
     assert envelope['route'] == 'ros' and envelope['sender'] == 'jsonpeer'
     assert envelope['body'] == [1, 'two'] and envelope['threadindex'] == 1
     assert reply['body'] == {'seen': 'ros'} and reply['threadindex'] == 2
@@ -69,7 +69,7 @@ def test_a_json_only_client_gets_its_replies_on_its_json_inbox():
             main.reply(arrived[0], {'seen': arrived[0]['body']})
             return peer.received(lambda e: e['threadid'] == 'text-1')
 
-    reply = run_script(script, namespace='/robot').outcome
+    reply = run_ros_script(script, namespace='/robot').outcome
     assert (reply['sender'], reply['recipient'], reply['subject']) == ('main', 'textonly', 'reply')
     assert reply['body'] == {'seen': 'hi'} and reply['threadindex'] == 2
     assert reply['colour'] == 'blue'  # extra headers echoed, at the top level as on the way in
@@ -95,7 +95,7 @@ def test_a_head_gets_its_ros_mail_while_the_executor_is_stuck_in_a_callback():
             release.set()
             main.node.destroy_timer(timer)
 
-    reply, released = run_script(script, [(RosEcho, {'name': 'echo'})],
+    reply, released = run_ros_script(script, [(RosEcho, {'name': 'echo'})],
                                  namespace='/robot').outcome
     assert reply['body'] == {'echo': 7, 'route': 'ros', 'head': 'echo'}
     assert not released  # answered while the executor thread was still busy
@@ -138,7 +138,7 @@ def test_every_envelope_waiting_for_a_stopping_head_gets_a_reply_or_an_error():
         HOLD.set()
         return until(main, lambda: answers if len(answers) >= count else None, timeout=20)
 
-    answers = run_script(script, [(StoppingEcho, {'name': 'echo'})], namespace='/robot',
+    answers = run_ros_script(script, [(StoppingEcho, {'name': 'echo'})], namespace='/robot',
                          queue_size=2).outcome
     assert sorted(a['threadid'] for a in answers) == [f'stop-{i}' for i in range(count)]
     replies = [a for a in answers if a['subject'] == 'reply']
@@ -194,7 +194,7 @@ def test_two_applications_talk_by_head_name_with_wait_for_reply(leftover_process
             code = other.stop()
         return here_to_there, there_and_back, sent, reply, code, other.output
 
-    here_to_there, there_and_back, sent, reply, code, output = run_script(
+    here_to_there, there_and_back, sent, reply, code, output = run_ros_script(
         script, [(RosEcho, {'name': 'alpha', 'mode': 'process'})], namespace='/xapp',
         send_timeout=10).outcome
     assert here_to_there == {'echo': 'hello', 'route': 'ros', 'head': 'bravo'}
@@ -244,7 +244,7 @@ def test_malformed_input_from_the_graph_is_answered_with_errors_and_refused(capl
             status = main.application.status()
             return errors, good, status
 
-    errors, good, status = run_script(script, [(RosEcho, {'name': 'echo'})], namespace='/robot',
+    errors, good, status = run_ros_script(script, [(RosEcho, {'name': 'echo'})], namespace='/robot',
                                       ppill=pill).outcome
     for thread, error in errors.items():
         assert error['subject'] == 'error' and error['sender'] == 'polycephaly', thread
@@ -276,7 +276,7 @@ def test_sending_to_a_name_nobody_subscribes_fails_within_the_send_timeout():
             main.send('no body', 'hello')
         return str(unavailable.value), elapsed
 
-    message, elapsed = run_script(script, namespace='/robot', send_timeout=1.0).outcome
+    message, elapsed = run_ros_script(script, namespace='/robot', send_timeout=1.0).outcome
     assert '/robot/polycephaly/nobody/inbox' in message and 'within 1 s' in message
     assert 1.0 <= elapsed < 2.0
 
@@ -296,7 +296,7 @@ def test_a_burst_from_a_peer_arrives_complete_and_in_order(leftover_processes):
             until(main, complete, timeout=30)
             return report, peer.events[-1]
 
-    report, last = run_script(script, [(RosEcho, {'name': 'sink', 'mode': 'process'})],
+    report, last = run_ros_script(script, [(RosEcho, {'name': 'sink', 'mode': 'process'})],
                               namespace='/robot', queue_size=100).outcome
     assert last == {'event': 'sent', 'count': count}
     assert report == {'count': count, 'in_order': True, 'unique': count}
@@ -318,5 +318,5 @@ def test_incompatible_qos_from_a_peer_is_logged_as_an_error(caplog):
             return [r.getMessage() for r in caplog.records if 'incompatible QoS' in r.getMessage()]
         return until(main, reported, timeout=15)
 
-    messages = run_script(script, [(RosEcho, {'name': 'echo'})], namespace='/robot').outcome
+    messages = run_ros_script(script, [(RosEcho, {'name': 'echo'})], namespace='/robot').outcome
     assert any('/robot/polycephaly/echo/inbox' in m and 'RELIABILITY' in m for m in messages)

@@ -2,7 +2,7 @@
 
 import threading
 
-from harness import ask, run_script, until
+from harness import ask, run_ros_script, run_script, until
 from heads import Echo
 from polycephaly_ros.ros import host as rclpy_host
 
@@ -20,7 +20,7 @@ def test_every_head_is_a_node_in_the_graph_under_the_application_namespace():
         return (ask(main, 'worker', 'whoami'), ask(main, 'helper', 'whoami'),
                 main.node.get_fully_qualified_name())
 
-    worker, helper, main_node = run_script(script, heads, namespace='/robot').outcome
+    worker, helper, main_node = run_ros_script(script, heads, namespace='/robot').outcome
     assert worker['node'] == '/robot/worker' and helper['node'] == '/robot/helper'
     assert main_node == '/robot/main'
 
@@ -50,7 +50,7 @@ def test_process_heads_never_fork_from_a_process_running_rclpy():
         until(main, heard, timeout=20)
         return first, second, rclpy_host.forks_after_init()
 
-    first, second, forks_here = run_script(script, [(Echo, {'name': 'talker', 'mode': 'process'})]).outcome
+    first, second, forks_here = run_ros_script(script, [(Echo, {'name': 'talker', 'mode': 'process'})]).outcome
     assert first['pid'] != second['pid']
     assert forks_here == 0 and first['forks_after_init'] == second['forks_after_init'] == 0
     assert received and received[0] == 'from the restarted head'

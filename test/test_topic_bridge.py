@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from harness import ask, run_script, until
+from harness import ask, run_ros_script, until
 from polycephaly_ros import (
     ConfigurationError,
     EnvelopeError,
@@ -154,7 +154,7 @@ def test_topics_reach_heads_and_envelopes_become_published_messages(leftover_pro
         refused = ask(main, 'bridge', 'drive', {'linear': {'q': 1}})
         return text, posed, (twist.linear.x, twist.angular.z), spoken_text, refused
 
-    text, posed, twist, spoken, refused = run_script(
+    text, posed, twist, spoken, refused = run_ros_script(
         script, [(BridgeHead, {'name': 'bridge', 'config': config, 'mode': 'process'})],
         namespace='/robot').outcome
     assert text['body'] == {'data': 'hello bridge'} and text['route'] == 'ros'
@@ -235,7 +235,7 @@ def test_a_bridge_to_a_busy_head_loses_nothing_while_its_queue_is_full(to: str):
     heads = [(SlowBridge, {'name': 'bridge', 'config': config})]
     if to == 'keeper':
         heads.append((Keeper, {'name': 'keeper'}))
-    seen = run_script(script, heads, namespace='/robot', queue_size=5).outcome
+    seen = run_ros_script(script, heads, namespace='/robot', queue_size=5).outcome
     assert seen == list(range(count))
 
 
@@ -252,4 +252,4 @@ def test_a_bridge_with_a_missing_message_package_fails_at_birth():
                                             'to': 'ghost'}]})
         return True
 
-    assert run_script(script, namespace='/robot').outcome
+    assert run_ros_script(script, namespace='/robot').outcome

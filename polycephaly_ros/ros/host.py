@@ -10,6 +10,7 @@ from typing import Any
 
 _log = logging.getLogger('polycephaly_ros.ros.host')
 _live_hosts = 0
+_started_hosts = 0
 _forks_after_init = 0
 _fork_hook_installed = False
 
@@ -21,6 +22,11 @@ def ros_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def hosts_started() -> int:
+    """Return how many rclpy contexts this process has started so far."""
+    return _started_hosts
 
 
 def forks_after_init() -> int:
@@ -49,7 +55,7 @@ class RclpyHost:
     """
 
     def __init__(self, namespace: str = '') -> None:
-        global _live_hosts, _fork_hook_installed
+        global _live_hosts, _started_hosts, _fork_hook_installed
         isolate_discovery()
         import rclpy
         from rclpy.context import Context
@@ -63,6 +69,7 @@ class RclpyHost:
         self.context = Context()
         rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         _live_hosts += 1
+        _started_hosts += 1
         self.executor = SingleThreadedExecutor(context=self.context)
         self._nodes: list[Any] = []
         self._lock = threading.Lock()

@@ -26,10 +26,14 @@ class Scripted(Process):
 
 
 class Harness(Application):
-    """An application of the given sub-heads whose main head runs script(main_head)."""
+    """An application of the given sub-heads whose main head runs script(main_head).
+
+    It runs without ROS unless given ``ros=True``: the tests of the core test no ROS.
+    """
 
     def __init__(self, script: Callable[[Process], Any], heads: list = (), **options: Any) -> None:
         options.setdefault('threads_timeout', 10)
+        options.setdefault('ros', False)
         super().__init__(Scripted, **options)
         self.script, self.heads = script, heads
         self.outcome: Any = None
@@ -47,6 +51,11 @@ def run_script(script: Callable[[Process], Any], heads: list = (), **options: An
     if app.failure is not None:
         raise app.failure
     return app
+
+
+def run_ros_script(script: Callable[[Process], Any], heads: list = (), **options: Any) -> Harness:
+    """Run the application with ROS (every head a node); see run_script()."""
+    return run_script(script, heads, ros=True, **options)
 
 
 def until(head: Process, condition: Callable[[], Any], timeout: float = 10.0) -> Any:

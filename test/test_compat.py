@@ -1,0 +1,46 @@
+"""The seed's names: a Polycephaly program's camelCase methods and options keep working."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import polycephaly_ros as polycephaly
+from harness import run_script
+from heads import Echo
+from polycephaly_ros.compat import NOTICE, Logger, pf
+
+pytestmark = pytest.mark.fast
+
+
+def test_seed_options_of_the_application_and_of_a_head():
+    app = polycephaly.Application(queueSize=5, queueType='Priority', forceStop=True,
+                                  threadsTimeout=3)
+    assert (app.queue_size, app.queue_type, app.force_stop, app.threads_timeout) == \
+        (5, 'priority', True, 3.0)
+    assert app.globalFrequency(15) == 15.0 and app.global_frequency() == 15.0
+    spec = app.addProcess(Echo, name='hello', mode='Thread', boundShutdown=False, abc=123)
+    assert spec.bound_shutdown is False and spec.kwargs == {'abc': 123}
+    with pytest.raises(TypeError, match="both 'queueSize' and 'queue_size'"):
+        polycephaly.Application(queueSize=5, queue_size=6)
+    with pytest.raises(TypeError):
+        polycephaly.Application(queuesize=5)  # a misspelt option is not silently a head kwarg
+
+
+def test_seed_methods_run_a_seed_style_exchange():
+    def script(main):
+        f = main.addFilter(lambda m: None, subject='x')
+        main.removeFilter(f)
+        message = main.send('echo', 'ping', 'Hello, World!')
+        return main.waitForReply(message, timeout=10)['body']
+
+    assert run_script(script, [(Echo, {})]).outcome == 'Hello, World!'
+
+
+def test_the_seed_logger_has_notice_and_pf_pretty_prints(caplog):
+    with caplog.at_level(logging.DEBUG):
+        Logger('seed').notice('Start : %r', 'Hello, World!')
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == \
+        [(NOTICE, "Start : 'Hello, World!'")]
+    assert pf({'b': 1, 'a': 2}) == "{'a': 2, 'b': 1}"
