@@ -16,7 +16,7 @@ import tkinter as tk
 from tkinter import ttk
 from typing import Any
 
-from .touchscreen import VIEWS, diagnostics_text
+from .screen_text import VIEWS, diagnostics_text
 
 OK_COLOUR = '#1b7f3b'
 BAD_COLOUR = '#b3261e'
