@@ -34,55 +34,17 @@ from typing import Any, Sequence
 
 from .. import envelope as env
 from ..application import Application
-from ..errors import NoReply, PolycephalyError
+from ..errors import PolycephalyError
 from ..filters import message_filter
 from . import cli, link
 from . import config as cfg
+from .client_head import ClientHead
 from .common import RobotHead
 from .screen_text import COMMANDS, VIEWS, diagnostics_text, status_text
 
 _log = logging.getLogger('polycephaly_ros.robot.touchscreen')
 POLL = 'touchscreen_poll'
 ADMIN = 'touchscreen_admin'
-
-
-class ClientHead(RobotHead):
-    """Carry requests to the service: send, wait for the reply, hand the outcome back."""
-
-    def birth(self) -> None:
-        self.service = self.kwargs['service']
-        self.via = dict(self.kwargs.get('via') or {})
-        self.timeout = float(self.kwargs['timeout'])
-        self.main = self.kwargs['main']
-
-    @message_filter(subject='request')
-    def request(self, message: dict) -> None:
-        job = message['body']
-        timeout = float(job.get('timeout') or self.timeout)
-        started = time.monotonic()
-        result: dict[str, Any] = {'tag': job['tag'], 'subject': job['subject']}
-        try:
-            sent = self.send(self.service, job['subject'], job.get('body'), **self.via)
-            answer = self.wait_for_reply(sent, timeout)
-        except NoReply:
-            result.update(ok=False, reachable=False,
-                          error=f'no reply from {self.service!r} within {timeout:g} s')
-        except PolycephalyError as exc:
-            result.update(ok=False, reachable=False, error=str(exc))
-        else:
-            body = answer.get('body')
-            if answer.get('subject') == 'error':
-                error = body.get('error') if isinstance(body, dict) else body
-                result.update(ok=False, error=str(error),
-                              reachable='bounced_by' not in answer)
-            else:
-                result.update(ok=True, reachable=True, body=body)
-        result['seconds'] = round(time.monotonic() - started, 4)
-        self.respond(message, result, subject='result')
-
-    @message_filter(route=None, subject='link_changed')
-    def on_link(self, message: dict) -> None:
-        self.tell(self.main, 'link_changed', message.get('body'))
 
 
 class Events:
