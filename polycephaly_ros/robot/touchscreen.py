@@ -40,40 +40,12 @@ from . import cli, link
 from . import config as cfg
 from .client_head import ClientHead
 from .common import RobotHead
+from .events import Events
 from .screen_text import COMMANDS, VIEWS, diagnostics_text, status_text
 
 _log = logging.getLogger('polycephaly_ros.robot.touchscreen')
 POLL = 'touchscreen_poll'
 ADMIN = 'touchscreen_admin'
-
-
-class Events:
-    """Print events on stdout: JSON lines, or text (status lines at most every few seconds)."""
-
-    def __init__(self, as_json: bool, stream: Any = None, quiet_period: float = 3.0) -> None:
-        self.as_json = as_json
-        self.stream = stream or sys.stdout
-        self.quiet_period = quiet_period
-        self._last: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def emit(self, kind: str, text: str, **data: Any) -> None:
-        if self.as_json:
-            line = json.dumps({'event': kind, 'time': time.time(), 'text': text, **data},
-                              default=str)
-        else:
-            if kind in ('status', 'diagnostics'):
-                now = time.monotonic()
-                if now - self._last.get(kind, -1e9) < self.quiet_period:
-                    return
-                self._last[kind] = now
-            line = f'touchscreen: {text}'
-        with self._lock:
-            try:
-                self.stream.write(line + '\n')
-                self.stream.flush()
-            except (OSError, ValueError):
-                pass  # stdout closed: nobody is reading any more
 
 
 def qr_matrix(uri: str) -> list[list[bool]]:
