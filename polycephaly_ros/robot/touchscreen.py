@@ -1,38 +1,40 @@
-"""The touchscreen client: an application whose main head is the GUI (or its headless twin).
+"""The touchscreen client: an application whose main head drives a view (Tk window or headless).
 
 Heads:
 
-* ``touchscreen`` - the main head, on the main thread: runs the view (a Tk window whose event
-  loop is pumped by life(), or the headless view that prints), asks the service for its status
-  and diagnostics periodically, and sends administrative actions;
-* ``touchscreen_poll`` and ``touchscreen_admin`` - thread heads that carry the requests: each
-  sends one envelope to the service and waits for its reply (``wait_for_reply`` with
-  ``reply_timeout`` or ``admin_timeout``), then hands the outcome back to the main head. The
-  window never waits on the service, so it never freezes;
+* ``touchscreen`` (:class:`TouchscreenMain`) - the main head, on the main thread: holds the model
+  (the service's status, diagnostics, link and the admin results), runs the view (the Tk window
+  of :mod:`.gui`, whose event loop every life() pumps, or the view of :mod:`.headless`), asks the
+  service for its status and diagnostics periodically, sends administrative actions, and
+  reports all of it as events on stdout (:mod:`.events`);
+* ``touchscreen_poll`` and ``touchscreen_admin`` - thread heads that carry the requests
+  (:mod:`.client_head`): each sends one envelope to the service and waits for its reply
+  (``wait_for_reply`` with ``reply_timeout`` or ``admin_timeout``), then hands the outcome back
+  to the main head. The window never waits on the service, so it never freezes;
 * ``uds_client`` - the Unix-socket route head (transport ``uds``); with transport ``ros`` the
-  envelopes travel over the ROS bridge instead.
+  envelopes travel over the ROS bridge instead (:mod:`.link`).
+
+Threading: the model is read and changed only in the main head's thread (life(), its filters,
+and the window's callbacks, which Tk runs inside pump()); the carriers and the stdin reader
+reach it by envelope only. A request is not handed out again while the same one (its tag) is
+still in flight, for at most ``admin_timeout`` + 5 s.
 
 When a status request fails (no reply in time, or the route bounced it because the service is
 gone), the view shows "service unreachable" and the reason; polling goes on, and the first
 answer after the service returns shows it reachable again.
 
-Events are printed on stdout, one per line: readable text, or JSON objects with ``--json``
-(``{"event": "status", ...}``; kinds: started, qr, reachable, unreachable, status,
-diagnostics, admin, link, view, done). In headless mode, lines typed on stdin are commands
-(``help`` lists them).
+``python -m polycephaly_ros.robot.touchscreen`` and the ``polycephaly-touchscreen`` script run
+:func:`main` (``--help``).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
-import threading
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from .. import envelope as env
 from ..application import Application
 from ..errors import PolycephalyError
 from ..filters import message_filter
@@ -41,47 +43,15 @@ from . import config as cfg
 from .client_head import ClientHead
 from .common import RobotHead
 from .events import Events
+from .headless import HeadlessView
 from .qr import qr_matrix, qr_text
 from .screen_text import COMMANDS, VIEWS, diagnostics_text, status_text
 
-_log = logging.getLogger('polycephaly_ros.robot.touchscreen')
+if TYPE_CHECKING:  # imported when needed only: Tk is optional
+    from .gui import TkView
+
 POLL = 'touchscreen_poll'
 ADMIN = 'touchscreen_admin'
-
-
-class HeadlessView:
-    """The views without a display: everything goes to the events; stdin takes commands."""
-
-    closed = False
-
-    def __init__(self, head: 'TouchscreenMain', read_stdin: bool) -> None:
-        self.head = head
-        self.current = 'status'
-        if read_stdin and sys.stdin is not None:
-            threading.Thread(target=self._read_stdin, name='stdin-commands', daemon=True).start()
-
-    def _read_stdin(self) -> None:
-        for line in sys.stdin:
-            line = line.strip()
-            if line:
-                try:
-                    self.head.send(self.head.name, 'ui_command', line)
-                except PolycephalyError:
-                    return
-            if line == 'quit':
-                return
-
-    def show(self, name: str) -> None:
-        self.current = name
-
-    def refresh(self) -> None:
-        pass
-
-    def pump(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class TouchscreenMain(RobotHead):
@@ -126,7 +96,8 @@ class TouchscreenMain(RobotHead):
         self.events.emit('qr', text, uri=s['qr_uri'], modules=len(self.qr) if self.qr else 0)
         self.view.refresh()
 
-    def _make_view(self, headless: str, read_stdin: bool) -> Any:
+    def _make_view(self, headless: str, read_stdin: bool) -> HeadlessView | TkView:
+        """Open the Tk window, or the headless view when asked to or (auto) when it fails."""
         if headless == 'auto' and not os.environ.get('DISPLAY'):
             headless = 'on'
         if headless != 'on':
@@ -177,6 +148,7 @@ class TouchscreenMain(RobotHead):
 
     @message_filter(subject='result')
     def on_result(self, message: dict) -> None:
+        """Take a carrier's outcome into the model, report it and refresh the view."""
         result = message['body']
         tag = result['tag']
         self.inflight.pop(tag, None)
@@ -239,6 +211,7 @@ class TouchscreenMain(RobotHead):
 
     @message_filter(subject='link_changed')
     def on_link(self, message: dict) -> None:
+        """Show and report a link change the service pushed."""
         self.link = message['body'] or {}
         up = self.link.get('up')
         self.events.emit('link', f'link {"up" if up else "DOWN"}: {self.link.get("reason")}',
@@ -254,6 +227,7 @@ class TouchscreenMain(RobotHead):
     # -- commands (stdin in headless mode) ---------------------------------------------------
     @message_filter(subject='ui_command')
     def on_command(self, message: dict) -> None:
+        """Carry out one command line (see COMMANDS)."""
         words = str(message['body']).split()
         verb, args = words[0].lower(), words[1:]
         one = args[0] if args else None
@@ -282,6 +256,7 @@ class TouchscreenMain(RobotHead):
             self.shown(name)
 
     def shown(self, name: str) -> None:
+        """Report that the view name is on screen."""
         self.events.emit('view', f'view: {name}', view=name)
 
 
@@ -301,6 +276,7 @@ class TouchscreenApplication(Application):
         self.read_stdin = read_stdin
 
     def build(self) -> None:
+        """Add the transport's route heads and the two carrier heads."""
         section = self.config[cfg.TOUCHSCREEN]
         for klass, kwargs in link.client_heads(self.config):
             self.add_process(klass, **kwargs)
@@ -336,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cli_main() -> None:
+    """Run main() as a console script: exit with its code."""
     sys.exit(cli.run(main, None))
 
 
