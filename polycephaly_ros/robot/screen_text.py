@@ -18,7 +18,8 @@ COMMANDS = {
     'updates': 'maintenance state and decisions', 'start HEAD': 'start a head',
     'stop HEAD': 'stop a head', 'restart HEAD': 'restart a head',
     'schedule ACTION': 'schedule a maintenance action', 'unschedule ACTION': 'cancel it',
-    'idle / busy': 'report the robot idle or busy', 'view NAME': f'show a view ({", ".join(VIEWS)})',
+    'idle / busy': 'report the robot idle or busy',
+    'view NAME': f'show a view ({", ".join(VIEWS)})',
     'quit': 'stop the touchscreen',
 }
 
