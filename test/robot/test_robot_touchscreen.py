@@ -77,19 +77,24 @@ def test_reports_the_service_unreachable_promptly_and_recovers(tmp_path, procs):
 
 
 def test_status_and_diagnostics_over_ros(tmp_path, procs):
-    """transport: ros - the touchscreen reaches the service by head name over the ROS bridge."""
+    """transport: ros - the touchscreen reaches the service by head name over the ROS bridge.
+
+    The service serves no Unix socket here, so every answer came over the ROS graph.
+    """
     config = write_config(tmp_path, service={'uds': {'enabled': False}},
                           touchscreen={'transport': 'ros', 'reply_timeout': 2.0})
     service = procs.service(config)
     screen = procs.touchscreen(config)
     _, started = screen.event('started')
-    if not started['ros_bridge']:
-        pytest.skip('pending issue 3: the ROS bridge (polycephaly_ros.ros_bridge) does not '
-                    'publish to outside names in this build')
+    assert started['transport'] == 'ros' and started['ros'] is True
+    assert started['ros_bridge'] is True, 'no ROS bridge: requests could not leave the touchscreen'
     _, reachable = screen.event('reachable')
     assert reachable['service_pid'] == service.pid
-    screen.event('status', where=lambda e: e['exchanges'] >= 2)
-    screen.event('diagnostics')
+    assert 'transport ros' in reachable['text']
+    _, status = screen.event('status', where=lambda e: e['exchanges'] >= 2)
+    assert status['service_pid'] == service.pid and 'uds_server' not in status['heads']
+    _, diagnostics = screen.event('diagnostics')
+    assert diagnostics['level'] in ('OK', 'WARN', 'ERROR')
     assert screen.stop() == 0
     assert service.stop() == 0
 
