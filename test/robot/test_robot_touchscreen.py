@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -137,12 +138,37 @@ def xdotool(display: str, *args: str) -> str:
                           capture_output=True, text=True, timeout=TIMEOUT).stdout.strip()
 
 
+def banner(path: Path) -> tuple[str, float]:
+    """Return the commonest colour (#rrggbb) of the window's top rows and its share of them.
+
+    The window sits at +0+0 (no window manager under Xvfb) and its banner spans its width; the
+    top rows are the banner's padding, so they hold its background colour alone.
+    """
+    from PIL import Image
+
+    strip = Image.open(path).convert('RGB').crop((0, 0, 800, 6))
+    count, rgb = max(strip.getcolors(strip.width * strip.height))
+    return '#%02x%02x%02x' % rgb, count / (strip.width * strip.height)
+
+
+def black_pixels(path: Path) -> int:
+    """Count the pixels drawn pure black (the QR code's modules; text is anti-aliased)."""
+    from PIL import Image
+
+    colours = Image.open(path).convert('RGB').getcolors(1 << 24)
+    return sum(n for n, rgb in colours if rgb == (0, 0, 0))
+
+
 def test_tk_window_under_xvfb(tmp_path, procs, xvfb):
     if shutil.which('xdotool') is None:
         pytest.skip('xdotool is not installed (Debian package xdotool)')
     from PIL import ImageGrab
 
-    config = write_config(tmp_path, touchscreen={'headless': 'off'})
+    from polycephaly_ros.robot.gui import BAD_COLOUR, OK_COLOUR
+    from polycephaly_ros.robot.qr import qr_matrix
+
+    # reply_timeout 2 s: a living service is never shown unreachable on a loaded machine
+    config = write_config(tmp_path, touchscreen={'headless': 'off', 'reply_timeout': 2.0})
     service = procs.service(config)
     screen = procs.touchscreen(config, env=dict(os.environ, DISPLAY=xvfb))
     _, started = screen.event('started')
@@ -159,20 +185,24 @@ def test_tk_window_under_xvfb(tmp_path, procs, xvfb):
         path = tmp_path / f'touchscreen-{view}.png'
         ImageGrab.grab(xdisplay=xvfb).save(path)
         shots[view] = path
-    for view, path in shots.items():
-        assert path.stat().st_size > 1000, f'{view}: empty screenshot'
-    from PIL import Image
+    for view, path in shots.items():  # every view shows the service reachable: a green banner
+        colour, share = banner(path)
+        assert colour == OK_COLOUR and share > 0.95, f'{view}: banner {colour} ({share:.0%})'
+    # The pairing view draws the whole QR code (cells of 300 // modules pixels, pure black);
+    # the status view has no such black area.
+    matrix = qr_matrix('polycephaly://robot/pair')
+    code = sum(map(sum, matrix)) * (300 // len(matrix)) ** 2
+    assert black_pixels(shots['pair']) >= code, 'the pairing view shows no (whole) QR code'
+    assert black_pixels(shots['status']) < code / 2, 'the status view shows a QR code'
 
-    pair = Image.open(shots['pair']).convert('L')
-    dark = sum(pair.histogram()[:64])
-    assert dark > 5000, 'the pairing view shows no QR code'
-    assert Image.open(shots['status']).tobytes() != Image.open(shots['pair']).tobytes()
-
+    killed = time.time()
     service.signal(signal.SIGKILL)  # the window shows the service unreachable, without freezing
-    screen.event('unreachable', timeout=5)
+    screen.event('unreachable', where=lambda e: e['time'] >= killed)
     service.wait()
     xdotool(xvfb, 'key', '--window', window, '3')
-    screen.event('view', where=lambda e: e['view'] == 'admin')
-    ImageGrab.grab(xdisplay=xvfb).save(tmp_path / 'touchscreen-unreachable.png')
-    assert (tmp_path / 'touchscreen-unreachable.png').stat().st_size > 1000
+    screen.event('view', where=lambda e: e['view'] == 'admin')  # drawn: the window still runs
+    path = tmp_path / 'touchscreen-unreachable.png'
+    ImageGrab.grab(xdisplay=xvfb).save(path)
+    colour, share = banner(path)
+    assert colour == BAD_COLOUR and share > 0.95, f'unreachable: banner {colour} ({share:.0%})'
     assert screen.stop() == 0
