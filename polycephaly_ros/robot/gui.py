@@ -2,7 +2,9 @@
 
 It lives in the main head's thread: the head's life() calls :meth:`TkView.pump`, which runs
 ``root.update()`` (Tk's events, then back to the head's mail). Buttons only queue requests
-(see TouchscreenMain.request), so no click ever waits for the service.
+(see TouchscreenMain.request), so no click ever waits for the service. It is one of the two
+views the main head drives (the protocol is described in :mod:`.headless`); it knows the head
+only through that head's attributes, and imports nothing of :mod:`.touchscreen`.
 
 Keys: 1-4 switch views (status, diagnostics, admin, pair), F5 asks for everything now,
 Escape leaves full screen.
@@ -16,7 +18,7 @@ import tkinter as tk
 from tkinter import ttk
 from typing import Any
 
-from .touchscreen import VIEWS, diagnostics_text
+from .screen_text import VIEWS, diagnostics_text
 
 OK_COLOUR = '#1b7f3b'
 BAD_COLOUR = '#b3261e'
@@ -191,6 +193,7 @@ class TkView:
 
     # -- the view protocol -----------------------------------------------------------------
     def show(self, name: str) -> None:
+        """Put view name on screen; the head hears of it (shown) once it is drawn."""
         if self.current is not None:
             self.frames[self.current].pack_forget()
         self.frames[name].pack(fill='both', expand=True)
@@ -268,6 +271,7 @@ class TkView:
                 listbox.selection_set(index)
 
     def pump(self) -> None:
+        """Run Tk's pending events and redraws, then announce a view that is now drawn."""
         if self.closed:
             return
         try:
@@ -280,6 +284,7 @@ class TkView:
             self.head.shown(name)
 
     def close(self) -> None:
+        """Destroy the window."""
         self.closed = True
         try:
             self.root.destroy()

@@ -1,224 +1,57 @@
-"""The touchscreen client: an application whose main head is the GUI (or its headless twin).
+"""The touchscreen client: an application whose main head drives a view (Tk window or headless).
 
 Heads:
 
-* ``touchscreen`` - the main head, on the main thread: runs the view (a Tk window whose event
-  loop is pumped by life(), or the headless view that prints), asks the service for its status
-  and diagnostics periodically, and sends administrative actions;
-* ``touchscreen_poll`` and ``touchscreen_admin`` - thread heads that carry the requests: each
-  sends one envelope to the service and waits for its reply (``wait_for_reply`` with
-  ``reply_timeout`` or ``admin_timeout``), then hands the outcome back to the main head. The
-  window never waits on the service, so it never freezes;
+* ``touchscreen`` (:class:`TouchscreenMain`) - the main head, on the main thread: holds the model
+  (the service's status, diagnostics, link and the admin results), runs the view (the Tk window
+  of :mod:`.gui`, whose event loop every life() pumps, or the view of :mod:`.headless`), asks the
+  service for its status and diagnostics periodically, sends administrative actions, and
+  reports all of it as events on stdout (:mod:`.events`);
+* ``touchscreen_poll`` and ``touchscreen_admin`` - thread heads that carry the requests
+  (:mod:`.client_head`): each sends one envelope to the service and waits for its reply
+  (``wait_for_reply`` with ``reply_timeout`` or ``admin_timeout``), then hands the outcome back
+  to the main head. The window never waits on the service, so it never freezes;
 * ``uds_client`` - the Unix-socket route head (transport ``uds``); with transport ``ros`` the
-  envelopes travel over the ROS bridge instead.
+  envelopes travel over the ROS bridge instead (:mod:`.link`).
+
+Threading: the model is read and changed only in the main head's thread (life(), its filters,
+and the window's callbacks, which Tk runs inside pump()); the carriers and the stdin reader
+reach it by envelope only. A request is not handed out again while the same one (its tag) is
+still in flight, for at most ``admin_timeout`` + 5 s.
 
 When a status request fails (no reply in time, or the route bounced it because the service is
 gone), the view shows "service unreachable" and the reason; polling goes on, and the first
 answer after the service returns shows it reachable again.
 
-Events are printed on stdout, one per line: readable text, or JSON objects with ``--json``
-(``{"event": "status", ...}``; kinds: started, qr, reachable, unreachable, status,
-diagnostics, admin, link, view, done). In headless mode, lines typed on stdin are commands
-(``help`` lists them).
+``python -m polycephaly_ros.robot.touchscreen`` and the ``polycephaly-touchscreen`` script run
+:func:`main` (``--help``).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
-import threading
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from .. import envelope as env
 from ..application import Application
-from ..errors import NoReply, PolycephalyError
+from ..errors import PolycephalyError
 from ..filters import message_filter
 from . import cli, link
 from . import config as cfg
+from .client_head import ClientHead
 from .common import RobotHead
+from .events import Events
+from .headless import HeadlessView
+from .qr import qr_matrix, qr_text
+from .screen_text import COMMANDS, VIEWS, diagnostics_text, status_text
 
-_log = logging.getLogger('polycephaly_ros.robot.touchscreen')
+if TYPE_CHECKING:  # imported when needed only: Tk is optional
+    from .gui import TkView
+
 POLL = 'touchscreen_poll'
 ADMIN = 'touchscreen_admin'
-VIEWS = ('status', 'diagnostics', 'admin', 'pair')
-COMMANDS = {
-    'status': 'ask for the status now', 'diagnostics': 'ask for diagnostics now',
-    'heads': 'list the service\'s heads', 'network': 'the network snapshot',
-    'updates': 'maintenance state and decisions', 'start HEAD': 'start a head',
-    'stop HEAD': 'stop a head', 'restart HEAD': 'restart a head',
-    'schedule ACTION': 'schedule a maintenance action', 'unschedule ACTION': 'cancel it',
-    'idle / busy': 'report the robot idle or busy', 'view NAME': f'show a view ({", ".join(VIEWS)})',
-    'quit': 'stop the touchscreen',
-}
-
-
-class ClientHead(RobotHead):
-    """Carry requests to the service: send, wait for the reply, hand the outcome back."""
-
-    def birth(self) -> None:
-        self.service = self.kwargs['service']
-        self.via = dict(self.kwargs.get('via') or {})
-        self.timeout = float(self.kwargs['timeout'])
-        self.main = self.kwargs['main']
-
-    @message_filter(subject='request')
-    def request(self, message: dict) -> None:
-        job = message['body']
-        timeout = float(job.get('timeout') or self.timeout)
-        started = time.monotonic()
-        result: dict[str, Any] = {'tag': job['tag'], 'subject': job['subject']}
-        try:
-            sent = self.send(self.service, job['subject'], job.get('body'), **self.via)
-            answer = self.wait_for_reply(sent, timeout)
-        except NoReply:
-            result.update(ok=False, reachable=False,
-                          error=f'no reply from {self.service!r} within {timeout:g} s')
-        except PolycephalyError as exc:
-            result.update(ok=False, reachable=False, error=str(exc))
-        else:
-            body = answer.get('body')
-            if answer.get('subject') == 'error':
-                error = body.get('error') if isinstance(body, dict) else body
-                result.update(ok=False, error=str(error),
-                              reachable='bounced_by' not in answer)
-            else:
-                result.update(ok=True, reachable=True, body=body)
-        result['seconds'] = round(time.monotonic() - started, 4)
-        self.respond(message, result, subject='result')
-
-    @message_filter(route=None, subject='link_changed')
-    def on_link(self, message: dict) -> None:
-        self.tell(self.main, 'link_changed', message.get('body'))
-
-
-# -- text ---------------------------------------------------------------------------------------
-def _pct(value: Any) -> str:
-    return f'{value:.0f} %' if isinstance(value, (int, float)) else '?'
-
-
-def status_text(status: dict) -> str:
-    """One line about the service's status."""
-    heads = status.get('heads') or []
-    running = sum(1 for h in heads if h.get('state') == 'running')
-    link_ = status.get('link') or {}
-    link_text = ('link up' if link_.get('up') else 'link DOWN') if link_ else 'link unknown'
-    if link_.get('reason'):
-        link_text += f' ({link_["reason"]})'
-    diag = status.get('diagnostics') or {}
-    upd = status.get('updates') or {}
-    parts = [f'service pid {status.get("pid")} up {status.get("uptime", 0):.1f} s',
-             link_text, f'{running}/{len(heads)} heads running']
-    if diag:
-        parts.append(f'{diag.get("level")} cpu {_pct(diag.get("cpu"))} '
-                     f'mem {_pct(diag.get("memory"))}')
-    if upd:
-        parts.append(f'updates {"dry run" if upd.get("dry_run") else "LIVE"}, '
-                     f'{len(upd.get("pending") or [])} pending, window {upd.get("window")}')
-    return '; '.join(parts)
-
-
-def diagnostics_text(diag: dict) -> str:
-    """One line about a diagnostics sample."""
-    disks = ', '.join(f'disk {p} {_pct(d.get("percent"))}'
-                      for p, d in (diag.get('disks') or {}).items())
-    temps = [t['current'] for ts in (diag.get('temperatures') or {}).values() for t in ts
-             if t.get('current') is not None]
-    temp = f'hottest {max(temps):.0f} °C' if temps else 'no temperature sensors'
-    return (f'{diag.get("level")}: cpu {_pct((diag.get("cpu") or {}).get("percent"))}, '
-            f'memory {_pct((diag.get("memory") or {}).get("percent"))}, {disks}, {temp}')
-
-
-class Events:
-    """Print events on stdout: JSON lines, or text (status lines at most every few seconds)."""
-
-    def __init__(self, as_json: bool, stream: Any = None, quiet_period: float = 3.0) -> None:
-        self.as_json = as_json
-        self.stream = stream or sys.stdout
-        self.quiet_period = quiet_period
-        self._last: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def emit(self, kind: str, text: str, **data: Any) -> None:
-        if self.as_json:
-            line = json.dumps({'event': kind, 'time': time.time(), 'text': text, **data},
-                              default=str)
-        else:
-            if kind in ('status', 'diagnostics'):
-                now = time.monotonic()
-                if now - self._last.get(kind, -1e9) < self.quiet_period:
-                    return
-                self._last[kind] = now
-            line = f'touchscreen: {text}'
-        with self._lock:
-            try:
-                self.stream.write(line + '\n')
-                self.stream.flush()
-            except (OSError, ValueError):
-                pass  # stdout closed: nobody is reading any more
-
-
-def qr_matrix(uri: str) -> list[list[bool]]:
-    """Return the QR code of uri as rows of dark (True) / light modules, quiet zone included."""
-    import qrcode
-
-    qr = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
-    qr.add_data(uri)
-    qr.make(fit=True)
-    return qr.get_matrix()
-
-
-def qr_text(matrix: list[list[bool]]) -> str:
-    """Draw a QR matrix with half-block characters, two rows per line.
-
-    Light modules are drawn as blocks, so the code reads right on a terminal with a dark
-    background (light text).
-    """
-    blocks = {(True, True): '\u2588', (True, False): '\u2580', (False, True): '\u2584',
-              (False, False): ' '}
-    rows = []
-    for y in range(0, len(matrix), 2):
-        top = matrix[y]
-        bottom = matrix[y + 1] if y + 1 < len(matrix) else [False] * len(top)
-        rows.append(''.join(blocks[(not t, not b)] for t, b in zip(top, bottom)))
-    return '\n'.join(rows)
-
-
-class HeadlessView:
-    """The views without a display: everything goes to the events; stdin takes commands."""
-
-    closed = False
-
-    def __init__(self, head: 'TouchscreenMain', read_stdin: bool) -> None:
-        self.head = head
-        self.current = 'status'
-        if read_stdin and sys.stdin is not None:
-            threading.Thread(target=self._read_stdin, name='stdin-commands', daemon=True).start()
-
-    def _read_stdin(self) -> None:
-        for line in sys.stdin:
-            line = line.strip()
-            if line:
-                try:
-                    self.head.send(self.head.name, 'ui_command', line)
-                except PolycephalyError:
-                    return
-            if line == 'quit':
-                return
-
-    def show(self, name: str) -> None:
-        self.current = name
-
-    def refresh(self) -> None:
-        pass
-
-    def pump(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class TouchscreenMain(RobotHead):
@@ -263,7 +96,8 @@ class TouchscreenMain(RobotHead):
         self.events.emit('qr', text, uri=s['qr_uri'], modules=len(self.qr) if self.qr else 0)
         self.view.refresh()
 
-    def _make_view(self, headless: str, read_stdin: bool) -> Any:
+    def _make_view(self, headless: str, read_stdin: bool) -> HeadlessView | TkView:
+        """Open the Tk window, or the headless view when asked to or (auto) when it fails."""
         if headless == 'auto' and not os.environ.get('DISPLAY'):
             headless = 'on'
         if headless != 'on':
@@ -314,6 +148,7 @@ class TouchscreenMain(RobotHead):
 
     @message_filter(subject='result')
     def on_result(self, message: dict) -> None:
+        """Take a carrier's outcome into the model, report it and refresh the view."""
         result = message['body']
         tag = result['tag']
         self.inflight.pop(tag, None)
@@ -376,6 +211,7 @@ class TouchscreenMain(RobotHead):
 
     @message_filter(subject='link_changed')
     def on_link(self, message: dict) -> None:
+        """Show and report a link change the service pushed."""
         self.link = message['body'] or {}
         up = self.link.get('up')
         self.events.emit('link', f'link {"up" if up else "DOWN"}: {self.link.get("reason")}',
@@ -391,6 +227,7 @@ class TouchscreenMain(RobotHead):
     # -- commands (stdin in headless mode) ---------------------------------------------------
     @message_filter(subject='ui_command')
     def on_command(self, message: dict) -> None:
+        """Carry out one command line (see COMMANDS)."""
         words = str(message['body']).split()
         verb, args = words[0].lower(), words[1:]
         one = args[0] if args else None
@@ -419,6 +256,7 @@ class TouchscreenMain(RobotHead):
             self.shown(name)
 
     def shown(self, name: str) -> None:
+        """Report that the view name is on screen."""
         self.events.emit('view', f'view: {name}', view=name)
 
 
@@ -438,6 +276,7 @@ class TouchscreenApplication(Application):
         self.read_stdin = read_stdin
 
     def build(self) -> None:
+        """Add the transport's route heads and the two carrier heads."""
         section = self.config[cfg.TOUCHSCREEN]
         for klass, kwargs in link.client_heads(self.config):
             self.add_process(klass, **kwargs)
@@ -473,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cli_main() -> None:
+    """Run main() as a console script: exit with its code."""
     sys.exit(cli.run(main, None))
 
 

@@ -1,0 +1,36 @@
+"""The pairing QR code: the matrix of a URI, and its drawing as text for a terminal.
+
+A mobile device pairs with the robot by scanning ``touchscreen.qr_uri``. :func:`qr_matrix`
+builds the code with the ``qrcode`` package, imported on first use so that the touchscreen
+still runs (without a code) where it is missing; the Tk window draws the matrix on a canvas
+(:mod:`.gui`) and the headless touchscreen prints :func:`qr_text`. Pure functions, safe from
+any thread.
+"""
+
+from __future__ import annotations
+
+
+def qr_matrix(uri: str) -> list[list[bool]]:
+    """Return the QR code of uri as rows of dark (True) / light modules, quiet zone included."""
+    import qrcode
+
+    qr = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    qr.add_data(uri)
+    qr.make(fit=True)
+    return qr.get_matrix()
+
+
+def qr_text(matrix: list[list[bool]]) -> str:
+    """Draw a QR matrix with half-block characters, two rows per line.
+
+    Light modules are drawn as blocks, so the code reads right on a terminal with a dark
+    background (light text).
+    """
+    blocks = {(True, True): '\u2588', (True, False): '\u2580', (False, True): '\u2584',
+              (False, False): ' '}
+    rows = []
+    for y in range(0, len(matrix), 2):
+        top = matrix[y]
+        bottom = matrix[y + 1] if y + 1 < len(matrix) else [False] * len(top)
+        rows.append(''.join(blocks[(not t, not b)] for t, b in zip(top, bottom)))
+    return '\n'.join(rows)
