@@ -48,10 +48,10 @@ import time
 from collections import deque
 from typing import Any, Callable, Iterator
 
-from .. import codec
-from ..bus import Poller, send_within
-from ..envelope import new_id
-from ..errors import (
+from ... import codec
+from ...bus import Poller, send_within
+from ...envelope import new_id
+from ...errors import (
     ConfigurationError,
     EnvelopeError,
     PolycephalyError,
@@ -699,7 +699,7 @@ class UnixSocketClient:
 # -- the route as heads ---------------------------------------------------------------------------
 # Below the transports: heads that own one of them (see polycephaly_ros.route). Imported lazily
 # by nothing else, so using the transports alone never pulls in the head machinery.
-from ..route import RouteHead  # noqa: E402  (after the transports on purpose)
+from ...route import RouteHead  # noqa: E402  (after the transports on purpose)
 
 #: Longest socket path AF_UNIX takes on Linux (sun_path is 108 bytes, NUL included).
 MAX_PATH = 107
