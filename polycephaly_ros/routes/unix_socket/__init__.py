@@ -1,9 +1,8 @@
 """The Unix-domain-socket route: a server and a client carrying JSON envelopes.
 
-Framing: newline-delimited JSON. Each frame is one envelope encoded as a UTF-8 JSON object
-on a single line, ended by ``\\n`` (orjson never writes a raw newline inside a document).
-Blank lines are ignored and a trailing ``\\r`` is harmless, so ``socat - UNIX-CONNECT:path``,
-``nc -U path`` and a plain :mod:`socket` client can all talk to the server by hand.
+Framing: newline-delimited JSON, one envelope a line (see :mod:`polycephaly_ros.routes.framing`),
+so ``socat - UNIX-CONNECT:path``, ``nc -U path`` and a plain :mod:`socket` client can all talk
+to the server by hand.
 
 Security rules:
 
@@ -46,11 +45,12 @@ import stat
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ... import codec
 from ...bus import Poller, send_within
 from ...envelope import new_id
+from ..framing import MAX_FRAME, READ_SIZE, LineSplitter, encode_frame
 from ...errors import (
     ConfigurationError,
     EnvelopeError,
@@ -60,48 +60,15 @@ from ...errors import (
     UnknownRecipient,
 )
 
-#: Largest frame accepted by default (bytes, newline excluded).
-MAX_FRAME = 1 << 20
 #: Most bytes that may wait to be written to one connection before sends to it are refused.
 MAX_PENDING = 16 << 20
 #: Seconds between offers of a frame whose recipient's queue was full.
 HOLD_RETRY = 0.002
-_RECV = 1 << 16
 _UMASK_LOCK = threading.Lock()
 _log = logging.getLogger('polycephaly_ros.routes.unix_socket')
 
 ServerCallback = Callable[[dict[str, Any], int], None]
 ClientCallback = Callable[[dict[str, Any]], None]
-
-
-class _Lines:
-    """Split a byte stream into lines of at most max_frame bytes."""
-
-    def __init__(self, max_frame: int) -> None:
-        self.buf = bytearray()
-        self.max_frame = max_frame
-        self.skipping = False  # inside an over-long line, dropping bytes up to its newline
-
-    def feed(self, data: bytes) -> Iterator[bytes | None]:
-        """Yield each complete line in order, or None once for each over-long line."""
-        self.buf += data
-        while True:
-            end = self.buf.find(b'\n')
-            if end < 0:
-                if not self.skipping and len(self.buf) > self.max_frame:
-                    self.skipping = True
-                    yield None
-                if self.skipping:
-                    self.buf.clear()
-                return
-            line = bytes(self.buf[:end])
-            del self.buf[:end + 1]
-            if self.skipping:
-                self.skipping = False
-            elif end > self.max_frame:
-                yield None
-            elif line.strip():
-                yield line
 
 
 class _Conn:
@@ -110,7 +77,7 @@ class _Conn:
     def __init__(self, client_id: int, sock: socket.socket, max_frame: int) -> None:
         self.id = client_id
         self.sock = sock
-        self.lines = _Lines(max_frame)
+        self.lines = LineSplitter(max_frame)
         self.out = bytearray()
         self.names: set[str] = set()
         self.writing = False
@@ -268,7 +235,7 @@ class UnixSocketServer:
 
     def send(self, client_id: int, envelope: dict[str, Any]) -> None:
         """Queue an envelope to one client; raise RecipientUnavailable if it is gone."""
-        data = codec.encode(envelope) + b'\n'
+        data = encode_frame(envelope)
         with self._lock:
             conn = self._conns.get(client_id)
             if conn is None:
@@ -362,7 +329,7 @@ class UnixSocketServer:
         if conn.closed:
             return
         try:
-            data = conn.sock.recv(_RECV)
+            data = conn.sock.recv(READ_SIZE)
         except BlockingIOError:
             return
         except OSError:
@@ -373,7 +340,7 @@ class UnixSocketServer:
         lines = conn.lines
         end = len(data) - 1
         if (data[:1] == b'{' and data.find(b'\n') == end and end <= self.max_frame
-                and not lines.buf and not lines.skipping):  # the usual case: one whole frame
+                and not lines.partial):  # the usual case: one whole frame
             line = data[:end]
             if not self._deliver(conn, line, final=False):
                 self._hold(conn, line)
@@ -447,7 +414,7 @@ class UnixSocketServer:
 
     def _reject(self, conn: _Conn, reason: str, original: dict[str, Any] | None) -> None:
         _log.warning('%s: rejected a frame from client %d: %s', self.path, conn.id, reason)
-        frame = codec.encode(codec.error_envelope(reason, original)) + b'\n'
+        frame = encode_frame(codec.error_envelope(reason, original))
         with self._lock:
             if len(conn.out) + len(frame) > MAX_PENDING:
                 _log.warning('%s: client %d reads too slowly; error frame dropped',
@@ -580,7 +547,7 @@ class UnixSocketClient:
             'sender': self.name, 'messageid': new_id(), 'threadid': new_id(),
             'threadindex': 1, 'time': time.time(), **envelope,
         }
-        data = codec.encode(envelope) + b'\n'
+        data = encode_frame(envelope)
         with self._lock:
             sock = self._sock
             if sock is None:
@@ -664,10 +631,10 @@ class UnixSocketClient:
         return None
 
     def _serve(self, sock: socket.socket) -> None:
-        lines = _Lines(self.max_frame)
+        lines = LineSplitter(self.max_frame)
         while True:
             try:
-                data = sock.recv(_RECV)
+                data = sock.recv(READ_SIZE)
             except OSError as exc:
                 if exc.errno not in (errno.ECONNRESET, errno.EBADF, errno.ENOTCONN):
                     _log.warning('reading from %s failed: %s', self.path, exc)
