@@ -1,9 +1,7 @@
 """The Unix-socket route's server transport: serve JSON envelopes to many clients, one loop.
 
-Framing is newline-delimited JSON (:mod:`polycephaly_ros.routes.framing`), so
-``socat - UNIX-CONNECT:path``, ``nc -U path`` and a plain :mod:`socket` client can all talk
-to the server by hand. The socket file's permissions and claiming are in
-:mod:`~polycephaly_ros.routes.unix_socket.socket_file`.
+Frames are newline-delimited JSON (:mod:`polycephaly_ros.routes.framing`); the socket file
+and its permissions are :mod:`~polycephaly_ros.routes.unix_socket.socket_file`'s business.
 
 Security rules:
 
@@ -141,9 +139,8 @@ class UnixSocketServer:
         self._poller.watch(self._wake_r, self._on_wake)
         self._stopping = False
         if self._threaded:
-            self._thread = threading.Thread(
-                target=self._run, name=f'uds-server:{self.path}', daemon=True
-            )
+            self._thread = threading.Thread(target=self._run, name=f'uds-server:{self.path}',
+                                            daemon=True)
             self._thread.start()
         else:
             self._thread = threading.current_thread()
