@@ -1,0 +1,1 @@
+"""Tests of polycephaly_ros.routes, one module a module (a package, so test names may repeat)."""
