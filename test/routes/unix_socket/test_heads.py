@@ -9,7 +9,6 @@ import ast
 import importlib
 import importlib.util
 import os
-import selectors
 import signal
 import stat
 import subprocess
@@ -28,7 +27,7 @@ from polycephaly_ros.errors import ConfigurationError
 from polycephaly_ros.route import BOUNCED_BY
 from polycephaly_ros.routes import unix_socket
 from polycephaly_ros.routes.unix_socket import MAX_PATH, UnixSocketServerHead
-from raw_client import RawClient, socat_exchange
+from raw_client import RawClient, first_frames, socat_exchange
 
 TIMEOUT = 10.0
 CLIENT_APP = Path(__file__).resolve().parents[2] / 'uds_client_app.py'
@@ -270,31 +269,14 @@ def test_bad_frames_get_error_frames_and_nothing_stops(path: Path) -> None:
 def test_two_hundred_clients_at_once(path: Path) -> None:
     def script(main: Process) -> dict[int, dict]:
         clients = [RawClient(path) for _ in range(200)]
-        sel = selectors.DefaultSelector()
-        replies: dict[int, dict] = {}
         try:
             for n, client in enumerate(clients):
                 client.send(recipient='echo', subject='ping', sender=f'c{n}', body=n,
                             threadid=f't{n}')
-            for n, client in enumerate(clients):
-                client.sock.setblocking(False)
-                sel.register(client.sock, selectors.EVENT_READ, (n, client))
-            while len(replies) < len(clients):
-                ready = sel.select(timeout=TIMEOUT)
-                assert ready, f'only {len(replies)} replies arrived'
-                for key, _ in ready:
-                    n, client = key.data
-                    chunk = client.sock.recv(65536)
-                    assert chunk, f'client {n} was disconnected'
-                    client.buf += chunk
-                    if b'\n' in client.buf:
-                        replies[n] = orjson.loads(client.buf.split(b'\n', 1)[0])
-                        sel.unregister(client.sock)
+            return first_frames(clients, TIMEOUT)
         finally:
-            sel.close()
             for client in clients:
                 client.close()
-        return replies
 
     replies = server_app(script, path).outcome
     assert sorted(replies) == list(range(200))

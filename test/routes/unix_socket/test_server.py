@@ -6,7 +6,6 @@ import grp
 import logging
 import os
 import queue
-import selectors
 import socket
 import stat
 import threading
@@ -24,7 +23,7 @@ from polycephaly_ros.errors import (
     UnknownRecipient,
 )
 from polycephaly_ros.routes.unix_socket import UnixSocketServer
-from raw_client import RawClient, socat_exchange
+from raw_client import RawClient, first_frames, socat_exchange
 
 TIMEOUT = 10.0
 PILL = 'c0ffee00-pill-4000-8000-000000000000'
@@ -237,29 +236,15 @@ def test_two_hundred_clients_at_once(make_echo_server: Callable[..., UnixSocketS
     clients = [RawClient(sock_path) for _ in range(200)]
     for number, client in enumerate(clients):
         client.send(recipient='main', subject='n', sender=f'c{number}', body=number)
-    sel = selectors.DefaultSelector()
-    for number, client in enumerate(clients):
-        client.sock.setblocking(False)
-        sel.register(client.sock, selectors.EVENT_READ, (number, client))
-    replies: dict[int, dict[str, Any]] = {}
-    while len(replies) < len(clients):
-        ready = sel.select(timeout=TIMEOUT)
-        assert ready, f'only {len(replies)} replies arrived'
-        for key, _ in ready:
-            number, client = key.data
-            chunk = client.sock.recv(65536)
-            assert chunk, f'client {number} was disconnected'
-            client.buf += chunk
-            if b'\n' in client.buf:
-                replies[number] = orjson.loads(client.buf.split(b'\n', 1)[0])
-                sel.unregister(client.sock)
-    sel.close()
+    try:
+        replies = first_frames(clients, TIMEOUT)
+        assert sorted(server.clients()) == sorted(r['body']['client'] for r in replies.values())
+    finally:
+        for client in clients:
+            client.close()
     assert all(reply['body']['body'] == n and reply['recipient'] == f'c{n}'
                for n, reply in replies.items())
     assert len({reply['body']['client'] for reply in replies.values()}) == 200
-    assert sorted(server.clients()) == sorted(r['body']['client'] for r in replies.values())
-    for client in clients:
-        client.close()
 
 
 def test_socat_can_talk_to_the_server(make_echo_server: Callable[..., UnixSocketServer],
