@@ -13,9 +13,9 @@ Security rules:
   and no other client is affected. Once :data:`MAX_PENDING` bytes wait for a client that
   does not read, ``send()`` to it raises :class:`QueueFull` and its error frames are dropped.
 
-Transport only: the server calls ``on_envelope(envelope, client_id)`` from its one background
-thread (client ids are ints from 1, never reused by a server); if it raises, the client gets an
-error frame (``not delivered: ...``: the message of a PolycephalyError, else ``internal
+Transport only: the server calls ``on_envelope(envelope, client_id)`` from the one thread that
+runs its loop (client ids are ints from 1, never reused by a server); if it raises, the client
+gets an error frame (``not delivered: ...``: the message of a PolycephalyError, else ``internal
 error``, logged with its traceback). Raising :class:`QueueFull` means "not now": that frame and
 every later one from the same client wait, and the client is not read meanwhile (its writes
 block once the socket buffers fill: back-pressure, nothing lost); the frame is offered again
