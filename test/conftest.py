@@ -28,7 +28,7 @@ import pytest
 # Test helpers (test/support/: harness, heads, raw_client, …) import by plain name from every
 # test module (pytest runs with --import-mode=importlib, so test folders are not on sys.path).
 _HERE = os.path.dirname(os.path.abspath(__file__))
-for _folder in ('support', 'robot', ''):
+for _folder in ('support', ''):
     sys.path.insert(0, os.path.join(_HERE, _folder))
 
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'

@@ -49,6 +49,27 @@ class RawClient:
         self.sock.close()
 
 
+def first_frames(clients: list[RawClient], timeout: float = 10.0) -> dict[int, dict[str, Any]]:
+    """Return the first frame each client receives, by its index, reading all clients at once."""
+    frames: dict[int, dict[str, Any]] = {}
+    with selectors.DefaultSelector() as sel:
+        for n, client in enumerate(clients):
+            client.sock.setblocking(False)
+            sel.register(client.sock, selectors.EVENT_READ, (n, client))
+        while len(frames) < len(clients):
+            ready = sel.select(timeout=timeout)
+            assert ready, f'only {len(frames)} of {len(clients)} clients got a frame'
+            for key, _ in ready:
+                n, client = key.data
+                chunk = client.sock.recv(65536)
+                assert chunk, f'client {n} was disconnected'
+                client.buf += chunk
+                if b'\n' in client.buf:
+                    frames[n] = orjson.loads(client.buf.split(b'\n', 1)[0])
+                    sel.unregister(client.sock)
+    return frames
+
+
 def socat_exchange(path: str | Path, line: bytes, timeout: float = 10.0) -> dict[str, Any]:
     """Send one JSON line through Debian's socat and return the first frame it prints back."""
     socat = shutil.which('socat')

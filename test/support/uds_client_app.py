@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Application B for test_route_unix_socket.py: a "touchscreen" reaching application A's heads.
+"""Application B: a "touchscreen" reaching application A's heads (routes/unix_socket/test_heads.py).
 
 Usage: uds_client_app.py SOCKET_PATH
 

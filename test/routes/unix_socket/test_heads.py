@@ -1,11 +1,15 @@
-"""The Unix-socket route as heads: real applications, raw clients, socat, two applications."""
+"""The Unix-socket route heads inside applications: raw clients, socat, two applications.
+
+Every application here runs with ros=False: these tests are about the socket route, not ROS.
+"""
 
 from __future__ import annotations
 
+import ast
+import importlib
+import importlib.util
 import os
-import selectors
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -20,12 +24,30 @@ from harness import Harness, ask, run_script, until
 from heads import BusyServer, GatedEcho, RouteEcho, ServingEcho
 from polycephaly_ros import Process
 from polycephaly_ros.errors import ConfigurationError
+from polycephaly_ros.routes import unix_socket
 from polycephaly_ros.routes.base import BOUNCED_BY
 from polycephaly_ros.routes.unix_socket import MAX_PATH, UnixSocketServerHead
-from raw_client import RawClient, socat_exchange
+from raw_client import RawClient, first_frames, socat_exchange
 
 TIMEOUT = 10.0
-CLIENT_APP = Path(__file__).with_name('uds_client_app.py')
+CLIENT_APP = Path(__file__).resolve().parents[2] / 'support' / 'uds_client_app.py'
+
+
+class Gate(threading.Event):
+    """An Event that also tells whether a wait() has begun and how many have ended."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.ended = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait like an Event, noting the start and the end."""
+        self.entered.set()
+        try:
+            return super().wait(timeout)
+        finally:
+            self.ended += 1
 
 
 @pytest.fixture
@@ -59,7 +81,7 @@ def test_raw_client_reaches_a_head_and_gets_its_reply(path: Path, mode: str) -> 
         return st, first, second, ask(main, 'echo', 'ping', 'inside')
 
     st, first, second, inside = server_app(script, path, mode).outcome
-    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600  # (f) default
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600  # the default
     assert not path.exists()  # the server head removed its socket file when it stopped
     assert (first['sender'], first['recipient'], first['subject']) == ('echo', 'touch', 'reply')
     assert (first['threadid'], first['threadindex']) == ('t-1', 4)
@@ -99,14 +121,15 @@ def test_a_server_head_answers_its_clients_itself(path: Path, mode: str) -> None
 def test_replies_leave_while_the_route_head_itself_is_busy(path: Path) -> None:
     # With transport_thread=True frames come in while the route head's own thread is held
     # in life(); the echo head's reply goes out from its own thread, not the route head's.
-    gate = threading.Event()
+    gate = Gate()
 
     def script(main: Process) -> Any:
+        assert gate.entered.wait(TIMEOUT)  # the route head's thread now waits in life()
         client = RawClient(path)
         try:
             client.send(recipient='echo', subject='ping', sender='touch', body='busy')
             reply = client.recv()
-            return reply, gate.is_set()
+            return reply, gate.ended
         finally:
             gate.set()
             client.close()
@@ -114,16 +137,16 @@ def test_replies_leave_while_the_route_head_itself_is_busy(path: Path) -> None:
     heads = [(BusyServer, {'name': 'uds_server', 'path': str(path), 'transport_thread': True,
                            'gate': gate}),
              (RouteEcho, {'name': 'echo'})]
-    reply, opened = run_script(script, heads, ros=False).outcome
-    assert not opened  # the route head was still waiting in life()
+    reply, lives_ended = run_script(script, heads, ros=False).outcome
+    assert lives_ended == 0  # the reply came while the route head still waited in life()
     assert (reply['sender'], reply['subject'], reply['body']['body']) == ('echo', 'reply', 'busy')
     assert reply['body']['via'] == 'uds_server'
 
 
-def frames(count: int, recipient: str) -> bytes:
-    """Return count ping frames to recipient, bodies 0..count-1, in one write."""
+def frames(count: int, recipient: str, first: int = 0) -> bytes:
+    """Return count ping frames to recipient, bodies first, first + 1, ..., in one write."""
     return b''.join(orjson.dumps({'recipient': recipient, 'subject': 'ping', 'sender': 'touch',
-                                  'body': i}) + b'\n' for i in range(count))
+                                  'body': i}) + b'\n' for i in range(first, first + count))
 
 
 @pytest.mark.parametrize('mode', ['thread', 'process'])
@@ -141,9 +164,11 @@ def test_a_client_writing_faster_than_the_head_reads_is_held_back_not_refused(
         finally:
             client.close()
 
+    # The held frames wait for room as long as it takes: a send timeout (which is the hold
+    # timeout) far above the default 2 s keeps a slow machine from turning a wait into an error.
     replies = run_script(script, [(ServingEcho, {'name': 'server', 'mode': mode,
                                                  'path': str(path)})],
-                         ros=False, queue_size=5).outcome
+                         ros=False, queue_size=5, send_timeout=60.0).outcome
     assert [r['subject'] for r in replies] == ['reply'] * count
     assert [r['body']['body'] for r in replies] == list(range(count))
 
@@ -153,12 +178,14 @@ def test_a_frame_waiting_for_a_full_queue_gets_an_error_after_the_send_timeout(
     # 'echo' is stuck on its first ping with a queue of 2: a client's fourth frame waits
     # send_timeout, then is answered with an error frame (and so is the fifth); another
     # client is served meanwhile.
-    gate = threading.Event()
+    gate = Gate()
 
     def script(main: Process) -> Any:
         stuck, other = RawClient(path), RawClient(path)
         try:
-            stuck.sock.sendall(frames(5, 'echo'))  # 0 runs (and waits), 1 and 2 fill the queue
+            stuck.sock.sendall(frames(1, 'echo'))  # 0 is taken out of the queue and waits
+            assert gate.entered.wait(TIMEOUT)
+            stuck.sock.sendall(frames(4, 'echo', first=1))  # 1 and 2 fill the queue
             other.send(recipient='server', subject='ping', sender='other', body='free')
             served = other.recv()
             errors = [stuck.recv(), stuck.recv()]
@@ -242,31 +269,14 @@ def test_bad_frames_get_error_frames_and_nothing_stops(path: Path) -> None:
 def test_two_hundred_clients_at_once(path: Path) -> None:
     def script(main: Process) -> dict[int, dict]:
         clients = [RawClient(path) for _ in range(200)]
-        sel = selectors.DefaultSelector()
-        replies: dict[int, dict] = {}
         try:
             for n, client in enumerate(clients):
                 client.send(recipient='echo', subject='ping', sender=f'c{n}', body=n,
                             threadid=f't{n}')
-            for n, client in enumerate(clients):
-                client.sock.setblocking(False)
-                sel.register(client.sock, selectors.EVENT_READ, (n, client))
-            while len(replies) < len(clients):
-                ready = sel.select(timeout=TIMEOUT)
-                assert ready, f'only {len(replies)} replies arrived'
-                for key, _ in ready:
-                    n, client = key.data
-                    chunk = client.sock.recv(65536)
-                    assert chunk, f'client {n} was disconnected'
-                    client.buf += chunk
-                    if b'\n' in client.buf:
-                        replies[n] = orjson.loads(client.buf.split(b'\n', 1)[0])
-                        sel.unregister(client.sock)
+            return first_frames(clients, TIMEOUT)
         finally:
-            sel.close()
             for client in clients:
                 client.close()
-        return replies
 
     replies = server_app(script, path).outcome
     assert sorted(replies) == list(range(200))
@@ -335,3 +345,48 @@ def test_route_configuration_errors_are_caught_before_anything_starts(tmp_path: 
                                     (RouteEcho, {'name': 'echo'})], ros=False).run()
     with pytest.raises(ConfigurationError, match='needs path'):
         Harness(lambda main: None, [(UnixSocketServerHead, {})], ros=False).run()
+
+
+# -- the package's layout -------------------------------------------------------------------------
+#: Modules that must not import the head machinery, directly or through other modules.
+TRANSPORTS = ['polycephaly_ros.routes.framing', 'polycephaly_ros.routes.unix_socket.server',
+              'polycephaly_ros.routes.unix_socket.client',
+              'polycephaly_ros.routes.unix_socket.socket_file']
+HEAD_MACHINERY = {'polycephaly_ros.head', 'polycephaly_ros.routes.base', 'polycephaly_ros.runtime',
+                  'polycephaly_ros.application',
+                  'polycephaly_ros.supervisor', 'polycephaly_ros.routes.unix_socket.heads'}
+#: Package __init__s that import the head machinery on purpose (see their docstrings).
+EAGER_PACKAGES = {'polycephaly_ros', 'polycephaly_ros.routes.unix_socket'}
+
+
+def imports_of(name: str) -> set[str]:
+    """Return the polycephaly_ros modules that module's own source imports."""
+    module = importlib.import_module(name)
+    package = name if hasattr(module, '__path__') else name.rpartition('.')[0]
+    found = set()
+    for node in ast.walk(ast.parse(Path(module.__file__).read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = importlib.util.resolve_name('.' * node.level + (node.module or ''), package)
+            found.add(base)
+            found |= {f'{base}.{alias.name}' for alias in node.names  # submodules
+                      if f'{base}.{alias.name}' in sys.modules}
+    return {m for m in found if m.split('.')[0] == 'polycephaly_ros'}
+
+
+def test_only_the_heads_module_imports_the_head_machinery() -> None:
+    for transport in TRANSPORTS:
+        seen, todo = set(), [transport]
+        while todo:
+            name = todo.pop()
+            seen.add(name)
+            todo += [m for m in imports_of(name) - seen if m not in EAGER_PACKAGES]
+        assert not seen & HEAD_MACHINERY, f'{transport} imports {sorted(seen & HEAD_MACHINERY)}'
+    assert imports_of('polycephaly_ros.routes.unix_socket.heads') & HEAD_MACHINERY
+
+
+def test_the_package_exports_the_transports_the_heads_and_their_limits() -> None:
+    for name in ('UnixSocketServerHead', 'UnixSocketClientHead', 'UnixSocketServer',
+                 'UnixSocketClient', 'MAX_FRAME', 'MAX_PENDING', 'HOLD_RETRY', 'MAX_PATH'):
+        assert name in unix_socket.__all__ and hasattr(unix_socket, name), name
