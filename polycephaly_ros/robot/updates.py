@@ -22,7 +22,6 @@ import datetime as dt
 import subprocess
 import time
 from collections import deque
-from typing import Any
 
 from ..filters import message_filter
 from .common import RobotHead

@@ -78,9 +78,10 @@ def test_raw_client_reaches_a_head_and_gets_its_reply(path: Path, mode: str) -> 
             second = client.recv()  # same connection, ids filled in by the server
         finally:
             client.close()
-        return st, first, second, ask(main, 'echo', 'ping', 'inside')
+        server_pid = next(h['pid'] for h in main.application.status() if h['name'] == 'uds_server')
+        return st, first, second, ask(main, 'echo', 'ping', 'inside'), server_pid
 
-    st, first, second, inside = server_app(script, path, mode).outcome
+    st, first, second, inside, server_pid = server_app(script, path, mode).outcome
     assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600  # the default
     assert not path.exists()  # the server head removed its socket file when it stopped
     assert (first['sender'], first['recipient'], first['subject']) == ('echo', 'touch', 'reply')
@@ -91,8 +92,9 @@ def test_raw_client_reaches_a_head_and_gets_its_reply(path: Path, mode: str) -> 
     assert 'via' not in first and 'route' not in first  # per-hop headers stay inside
     assert second['body']['body'] == 2 and second['threadindex'] == 2
     assert inside['route'] == 'internal' and inside['via'] is None
-    if mode == 'process':
-        assert first['body']['pid'] == os.getpid()  # echo is a thread head; the route is not
+    # echo is a thread head of this process; the route head runs where its mode says
+    assert first['body']['pid'] == os.getpid()
+    assert (server_pid != os.getpid()) == (mode == 'process')
 
 
 @pytest.mark.parametrize('mode', ['thread', 'process'])
