@@ -126,7 +126,7 @@ class Bus:
             send_out = self._routes.get(address.name)
             if send_out is not None and send_out(envelope):
                 return
-        self.admit(address, envelope, control=control, timeout=timeout, handover=handover)
+        self.admit(address, envelope, control, timeout, handover)
 
     def _route_head(self, envelope: dict, control: bool) -> Address | None:
         """Return the route head reaching an outside name; None for the ROS bridge."""
@@ -142,7 +142,7 @@ class Bus:
         raise UnknownRecipient(f'no head named {envelope["recipient"]!r} in this application '
                                f'(heads: {", ".join(directory.names)})')
 
-    def admit(self, address: Address, envelope: dict, *, control: bool = False,
+    def admit(self, address: Address, envelope: dict, control: bool = False,
               timeout: float | None = None, handover: bool = False) -> None:
         """Queue envelope in address's inbox: the one way into an inbox (see the module doc).
 

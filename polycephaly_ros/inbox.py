@@ -31,6 +31,7 @@ from .envelope import CONTROL_PREFIX, INTERNAL
 from .loop import Loop
 
 _RECV = 1 << 18  # bytes read at once from one sender
+_HEADER, _COUNTED = wire.HEADER, wire.COUNTED
 _log = logging.getLogger('polycephaly_ros.inbox')
 
 
@@ -203,10 +204,18 @@ class Inbox(Loop):
         pending = self._buffers[fd]
         if pending:
             data = pending + data
-        frames, used = wire.split(data)
-        for payload, flags in frames:
-            self._arrive(pickle.loads(payload), flags & wire.COUNTED)
-        self._buffers[fd] = data[used:] if used < len(data) else b''
+        size = len(data)
+        offset = 0
+        view = memoryview(data)
+        unpack = _HEADER.unpack_from
+        while size - offset >= 5:  # every whole frame (wire's format) in what was read
+            length, flags = unpack(data, offset)
+            end = offset + 5 + length
+            if end > size:
+                break
+            self._arrive(pickle.loads(view[offset + 5:end]), flags & _COUNTED)
+            offset = end
+        self._buffers[fd] = data[offset:] if offset < size else b''
 
     def _arrive(self, envelope: dict, counted: int) -> None:
         subject = envelope.get('subject')

@@ -102,7 +102,10 @@ class Supervisor:
                 self.start(name)
 
     def start(self, name: str) -> None:
-        """Start a stopped head and wait (up to threads_timeout) until its birth() is done."""
+        """Start a stopped head and wait (up to threads_timeout) until its birth() is done.
+
+        Raises UnknownHead for a name that is no sub-head, StateError when it is not stopped.
+        """
         handle = self._handle(name)
         if handle.state != 'stopped':
             raise StateError(f'head {name!r} is already {handle.state}')
@@ -139,7 +142,10 @@ class Supervisor:
 
     # -- stopping --------------------------------------------------------------------
     def stop(self, names: list[str], timeout: float) -> None:
-        """Stop heads in parallel: poison pill, then terminate, then kill after timeout."""
+        """Stop heads in parallel: poison pill, then terminate, then kill after timeout.
+
+        Raises UnknownHead for a name that is no sub-head.
+        """
         targets = [h for h in map(self._handle, names) if h.state != 'stopped']
         self._request_stop(targets)
         self._wait(targets, timeout)

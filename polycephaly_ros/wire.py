@@ -31,23 +31,6 @@ def frame(payload: bytes, counted: int) -> bytes:
     return HEADER.pack(len(payload), counted) + payload
 
 
-def split(data: bytes) -> tuple[list[tuple[memoryview, int]], int]:
-    """Return the whole frames at the start of data as (payload, flags), and the bytes they use."""
-    frames = []
-    size = len(data)
-    offset = 0
-    view = memoryview(data)
-    unpack = HEADER.unpack_from
-    while size - offset >= 5:
-        length, flags = unpack(data, offset)
-        end = offset + 5 + length
-        if end > size:
-            break
-        frames.append((view[offset + 5:end], flags))
-        offset = end
-    return frames, offset
-
-
 def listen(path: str) -> socket.socket:
     """Create a head's listening inbox socket at path, readable by this user only."""
     if os.path.lexists(path):

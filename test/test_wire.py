@@ -16,14 +16,11 @@ from polycephaly_ros import wire
 pytestmark = pytest.mark.fast
 
 
-def test_split_returns_whole_frames_and_leaves_an_unfinished_one():
-    first = wire.frame(pickle.dumps({'n': 1}), wire.COUNTED)
-    second = wire.frame(pickle.dumps({'n': 2}), 0)
-    data = first + second + second[:7]
-    frames, used = wire.split(data)
-    assert [(pickle.loads(p), flags) for p, flags in frames] == [({'n': 1}, 1), ({'n': 2}, 0)]
-    assert used == len(first) + len(second)
-    assert wire.split(data[:4]) == ([], 0)  # not even a whole header
+def test_a_frame_is_its_length_its_flags_then_the_pickle():
+    payload = pickle.dumps({'n': 1})
+    frame = wire.frame(payload, wire.COUNTED)
+    assert wire.HEADER.unpack(frame[:5]) == (len(payload), wire.COUNTED)
+    assert pickle.loads(frame[5:]) == {'n': 1}
 
 
 def test_listen_makes_a_socket_only_its_user_can_use(tmp_path: Path):

@@ -1,4 +1,4 @@
-"""What the robot's heads share."""
+"""The robot's head base class: answers and sends to the outside that log instead of raising."""
 
 from __future__ import annotations
 

@@ -110,13 +110,15 @@ class RclpyHost:
         global _live_hosts
         faulthandler.dump_traceback_later(timeout, exit=True)
         try:
+            # The executor's shutdown() wakes its spin but does not wait for it to return: join
+            # the thread before the context goes, or its next wait set meets a dead context.
             self.executor.shutdown(timeout_sec=timeout / 2)
+            self._thread.join(timeout / 2)
             with self._lock:
                 nodes, self._nodes = self._nodes, []
             for node in nodes:
                 node.destroy_node()
             self.context.try_shutdown()
-            self._thread.join(timeout / 2)
         finally:
             faulthandler.cancel_dump_traceback_later()
             _live_hosts -= 1
