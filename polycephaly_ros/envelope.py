@@ -63,10 +63,12 @@ def _refill(count: int = 256) -> None:
 
 
 def new_id() -> str:
-    """Return a new random UUID4 as text (drawn from the OS 256 at a time)."""
-    if not _pool:
-        _refill()
-    return _pool.pop()
+    """Return a new random UUID4 as text (drawn from the OS 256 at a time); thread-safe."""
+    while True:
+        try:
+            return _pool.pop()  # (atomic: another thread may take the last one first)
+        except IndexError:
+            _refill()
 
 
 def normalize_name(name: str) -> str:
@@ -93,8 +95,7 @@ def make(
     threadindex: int = 1,
 ) -> dict[str, Any]:
     """Return a new envelope from sender to recipient; extra headers are copied in."""
-    return _address({}, sender, recipient, subject, body, headers,
-                    threadid or (_pool.pop() if _pool else new_id()), threadindex)
+    return _address({}, sender, recipient, subject, body, headers, threadid, threadindex)
 
 
 def answer(
@@ -124,10 +125,13 @@ def _address(
     subject: str,
     body: Any,
     headers: Mapping[str, Any] | None,
-    threadid: str,
+    threadid: str | None,
     threadindex: int,
 ) -> dict[str, Any]:
-    """Set the caller's extra headers and every core header of envelope; return it."""
+    """Set the caller's extra headers and every core header of envelope; return it.
+
+    A new thread is started when threadid is None.
+    """
     if not isinstance(recipient, str) or not recipient:
         raise EnvelopeError(f'recipient must be a non-empty head name, not {recipient!r}')
     if not isinstance(subject, str):
@@ -143,7 +147,12 @@ def _address(
     envelope['recipient'] = recipient.lower()
     envelope['subject'] = subject
     envelope['body'] = body
-    envelope['messageid'] = _pool.pop() if _pool else new_id()
+    try:  # new_id(), inline: the pool's pop is atomic, an empty pool raises
+        envelope['messageid'] = _pool.pop()
+    except IndexError:
+        envelope['messageid'] = new_id()
+    if threadid is None:
+        threadid = new_id()
     envelope['threadid'] = threadid
     envelope['threadindex'] = threadindex
     envelope['time'] = time.time()

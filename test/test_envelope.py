@@ -77,3 +77,27 @@ def test_head_names_are_case_insensitive(name):
 def test_invalid_head_names_are_refused(name):
     with pytest.raises(EnvelopeError, match='invalid head name'):
         env.normalize_name(name)
+
+
+def test_ids_are_drawn_safely_from_many_threads_at_once():
+    import threading
+
+    got: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def draw() -> None:
+        mine = []
+        try:
+            for _ in range(5000):
+                mine.append(env.make('a', 'b', 's')['messageid'])
+        except BaseException as exc:  # an IndexError from an emptied pool, before the fix
+            errors.append(exc)
+        got.append(mine)
+
+    threads = [threading.Thread(target=draw) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    ids = [i for mine in got for i in mine]
+    assert errors == [] and len(ids) == 40000 and len(set(ids)) == 40000
