@@ -73,18 +73,23 @@ class RclpyHost:
         self.executor = SingleThreadedExecutor(context=self.context)
         self._nodes: list[Any] = []
         self._lock = threading.Lock()
+        self._closing = False
         self._thread = threading.Thread(target=self._spin, name='rclpy-executor', daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
         from rclpy.executors import ExternalShutdownException
 
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
-        except Exception:  # a failing callback must not go unnoticed
-            _log.exception('the rclpy executor stopped on an error')
+        while True:
+            try:
+                self.executor.spin()  # returns once the executor or the context shuts down
+                return
+            except ExternalShutdownException:
+                return
+            except Exception:  # one callback's bug must not stop every other callback here
+                if self._closing or not self.context.ok():
+                    return  # (teardown: the context went while a wait was being set up)
+                _log.exception('a ROS callback raised; the executor goes on serving the others')
 
     def create_node(self, name: str) -> Any:
         """Create a node named name in the host's namespace and spin it."""
@@ -108,6 +113,7 @@ class RclpyHost:
     def shutdown(self, timeout: float = 10.0) -> None:
         """Destroy every node and the context; exit the process if DDS hangs beyond timeout."""
         global _live_hosts
+        self._closing = True
         faulthandler.dump_traceback_later(timeout, exit=True)
         try:
             # The executor's shutdown() wakes its spin but does not wait for it to return: join

@@ -60,3 +60,32 @@ def test_heads_run_without_ros_when_asked():
     app = run_script(lambda main: (main.node, ask(main, 'echo', 'whoami')['node']),
                      [(Echo, {'mode': 'process'})], ros=False)
     assert app.outcome == (None, None)
+
+
+def test_a_ros_callback_that_raises_is_logged_and_the_others_keep_being_served(caplog):
+    from std_msgs.msg import String
+
+    host = rclpy_host.RclpyHost('/host_test')
+    try:
+        node = host.create_node('callbacks')
+        heard: list[str] = []
+        got_all = threading.Event()
+
+        def fragile(msg: String) -> None:
+            raise ValueError(f'bug on {msg.data}')
+
+        def steady(msg: String) -> None:
+            heard.append(msg.data)
+            if len(heard) == 3:
+                got_all.set()
+
+        node.create_subscription(String, 'chatter', fragile, 10)
+        node.create_subscription(String, 'chatter', steady, 10)
+        publisher = node.create_publisher(String, 'chatter', 10)
+        for word in ('one', 'two', 'three'):
+            publisher.publish(String(data=word))
+        assert got_all.wait(20), f'heard only {heard}'
+        assert heard == ['one', 'two', 'three']
+        assert 'a ROS callback raised' in caplog.text and 'ValueError: bug on' in caplog.text
+    finally:
+        host.shutdown()
