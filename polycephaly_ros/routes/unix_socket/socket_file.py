@@ -2,18 +2,18 @@
 
 Security rules:
 
-* The socket file is created under a umask that never lets it exist with looser permissions
-  than ``mode`` (0600 by default: only this user; 0660 with ``group`` to let one group in),
-  not even between ``bind()`` and ``chmod()``. The directory holding it should be just as
-  tight.
+* The socket file never exists at its path with looser permissions than ``mode`` (0600 by
+  default: only this user; 0660 with ``group`` to let one group in): it is bound in a private
+  (0700) directory beside the path, given its mode and group there, and only then linked into
+  place (a link, not a rename, so an existing file at the path is never replaced). No umask is
+  changed, so other threads of the process are unaffected. The directory holding it should be
+  just as tight.
 * A stale socket file (nobody listening) is replaced; a live server on the path, or a file
   that is not a socket, is a :class:`ConfigurationError` and is left alone.
 * On removal the file is unlinked only if it is still the one this server created, so a
   server that stops late never removes its successor's socket.
 
-Threading: any thread. The umask is per process, so :func:`listen` holds a module lock while
-it is changed: two servers of one process do not race on it (code elsewhere in the process
-that sets the umask at the same moment is not covered).
+Threading: any thread.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from __future__ import annotations
 import grp
 import logging
 import os
+import shutil
 import socket
 import stat
-import threading
+import tempfile
 
 from ...errors import ConfigurationError
 
 #: The identity of a file: (st_dev, st_ino).
 FileId = tuple[int, int]
 
-_UMASK_LOCK = threading.Lock()
 _log = logging.getLogger(__name__)
 
 
@@ -74,27 +74,30 @@ def claim(path: str) -> None:
 def listen(path: str, mode: int, gid: int | None) -> tuple[socket.socket, FileId]:
     """Claim path and return a non-blocking listening socket there, with the file's identity."""
     claim(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    private = tempfile.mkdtemp(prefix='.pcy-', dir=parent)  # 0700: nobody else gets in
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    bound = False
+    dir_fd = os.open(private, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        with _UMASK_LOCK:
-            old = os.umask(0o777 & ~mode)
-            try:
-                listener.bind(path)
-                bound = True
-            finally:
-                os.umask(old)
+        # Bound through the directory's descriptor, so the private path's length never matters.
+        listener.bind(f'/proc/self/fd/{dir_fd}/s')
         if gid is not None:
-            os.chown(path, -1, gid)
-        os.chmod(path, mode)
-        st = os.stat(path)
+            os.chown('s', -1, gid, dir_fd=dir_fd)
+        os.chmod('s', mode, dir_fd=dir_fd)
         listener.listen(socket.SOMAXCONN)
         listener.setblocking(False)
+        try:
+            os.link('s', path, src_dir_fd=dir_fd)
+        except FileExistsError:
+            raise ConfigurationError(f'{path} appeared while the server was starting; '
+                                     'refusing to replace it') from None
+        st = os.lstat(path)
     except BaseException:
         listener.close()
-        if bound:
-            os.unlink(path)
         raise
+    finally:
+        os.close(dir_fd)
+        shutil.rmtree(private, ignore_errors=True)
     return listener, (st.st_dev, st.st_ino)
 
 
