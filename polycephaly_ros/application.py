@@ -10,6 +10,7 @@ head starts the sub-heads once its birth() is done and stops them before its dea
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import pickle
@@ -27,6 +28,7 @@ from .head import Process, check_frequency
 from .inbox import Inbox
 from .routes.base import RouteHead
 from .runtime import HeadRuntime, Settings
+from .signals import SignalRelay
 from .supervisor import MODES, PROCESS, RESTART_POLICIES, HeadSpec, Supervisor
 
 _log = logging.getLogger('polycephaly_ros.application')
@@ -189,55 +191,54 @@ class Application:
         else:
             use_ros = self._ros
         context = mp.get_context(self.start_method)
-        directory, listeners, rundir = dirs.create(
-            [self.main_name, *self._specs], self.queue_size, context, remote=remote,
-            routes=[n for n, s in self._specs.items() if issubclass(s.target, RouteHead)])
-        bus = self.bus = Bus(directory, self.send_timeout)
         root = logging.getLogger()
         fmt = next((h.formatter._fmt for h in root.handlers if h.formatter), None)
         settings = Settings(self.poison_pill, self.main_name, self.namespace, use_ros,
                             self.send_timeout, self.queue_type == 'priority',
                             root.getEffectiveLevel(), fmt, self.threads_timeout)
-        inbox = Inbox(listeners[self.main_name], directory[self.main_name].slots,
-                      priority=settings.priority, poison_pill=self.poison_pill)
-        if self.start_method == 'forkserver' and any(s.mode == PROCESS for s in self._specs.values()):
-            from multiprocessing import forkserver
-            forkserver.ensure_running()  # before rclpy starts here: heads fork from it, not us
-        host = None
-        previous: dict = {}
-        try:
+        # Everything made below is closed in reverse order, however run() ends; rclpy last, as
+        # its teardown may hang (and then ends the process) once nothing else is left to clean.
+        with contextlib.ExitStack() as made:
+            if self.start_method == 'forkserver' and any(
+                    s.mode == PROCESS for s in self._specs.values()):
+                from multiprocessing import forkserver
+                forkserver.ensure_running()  # before rclpy starts here: heads fork from it
+            host = None
             if use_ros:
                 from .ros.host import RclpyHost
 
                 host = RclpyHost(self.namespace)
+                made.callback(host.shutdown)
+            directory, listeners, rundir = dirs.create(
+                [self.main_name, *self._specs], self.queue_size, context, remote=remote,
+                routes=[n for n, s in self._specs.items() if issubclass(s.target, RouteHead)])
+            made.callback(shutil.rmtree, rundir, True)
+            for sock in listeners.values():
+                made.callback(sock.close)
+            bus = self.bus = Bus(directory, self.send_timeout)
+            made.callback(bus.close)
+            inbox = Inbox(listeners[self.main_name], directory[self.main_name].slots,
+                          priority=settings.priority, poison_pill=self.poison_pill)
+            made.callback(inbox.close)
             self._supervisor = Supervisor(
                 self._specs, directory=directory, listeners=listeners, bus=bus, main_inbox=inbox,
                 host=host, settings=settings, start_method=self.start_method,
-                global_frequency=lambda: self._global_frequency, give_up=self._brake)
+                global_frequency=lambda: self._global_frequency, give_up=self._brake,
+                should_stop=lambda: self._stopping)
+            made.callback(self._supervisor.close)
+            if self._handle_signals:
+                made.enter_context(SignalRelay(inbox, self._on_signal))
             runtime = HeadRuntime(
                 self._make_main, name=self.main_name, bus=bus, inbox=inbox, settings=settings,
                 frequency=self._main_frequency or self._global_frequency, host=host,
                 on_control=self._on_main_control)
             directory.set_running(self.main_name, True)
-            previous = self._install_signal_handlers()
             error = runtime.run(after_birth=self._supervisor.start_autostart,
                                 before_death=self._stop_heads)
             if error is not None:
                 self.exit_code = 1
                 self.reason = self.reason or f'the main head failed: {error.strip().splitlines()[-1]}'
                 _log.error('the main head failed:\n%s', error)
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-            if self._supervisor is not None:
-                self._supervisor.close()
-            bus.close()
-            inbox.close()
-            for sock in listeners.values():
-                sock.close()
-            shutil.rmtree(rundir, ignore_errors=True)
-            if host is not None:
-                host.shutdown()
         if self.reason:
             log = _log.error if self.exit_code else _log.info
             log('application stopped: %s', self.reason)
@@ -288,12 +289,8 @@ class Application:
         self.reason = reason
         self.shutdown(reason)
 
-    def _install_signal_handlers(self) -> dict:
-        if not self._handle_signals or threading.current_thread() is not threading.main_thread():
-            return {}
-        return {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def _on_signal(self, signum: int, _frame: Any) -> None:
+    def _on_signal(self, signum: int) -> None:
+        """Take SIGINT/SIGTERM, relayed to the main head's loop (signals.py)."""
         what = signal.Signals(signum).name
         if not self._stopping:
             self.shutdown(f'received {what}')
@@ -306,7 +303,11 @@ class Application:
 
     # -- control, from the main head's thread ----------------------------------------------
     def shutdown(self, reason: str | None = None) -> None:
-        """Ask the application to stop in order; safe from any thread and from signal handlers."""
+        """Ask the application to stop in order; safe from any thread.
+
+        A stop asked while the sub-heads are still starting stops the start-up: the heads
+        already started stop in order and the others never start.
+        """
         if not self._stopping:
             self._stopping = True
             if reason and not self.reason:

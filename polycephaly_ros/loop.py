@@ -69,6 +69,11 @@ class Loop:
         while later and later[0][0] <= time.monotonic():
             heapq.heappop(later)[2]()
 
+    @property
+    def closed(self) -> bool:
+        """Tell whether the loop was closed."""
+        return self._epoll.closed
+
     def close(self) -> None:
         """Close the loop (not the watched descriptors); closing twice is harmless."""
         self._watched.clear()

@@ -75,7 +75,8 @@ class Supervisor:
     def __init__(self, specs: dict[str, HeadSpec], *, directory: Directory, listeners: dict,
                  bus: Bus, main_inbox: Inbox, host: RclpyHost | None, settings: Settings,
                  start_method: str, global_frequency: Callable[[], float],
-                 give_up: Callable[[str], None]) -> None:
+                 give_up: Callable[[str], None],
+                 should_stop: Callable[[], bool] = lambda: False) -> None:
         self.handles = {name: _Handle(spec) for name, spec in specs.items()}
         self._directory = directory
         self._listeners = listeners
@@ -86,6 +87,7 @@ class Supervisor:
         self._context = mp.get_context(start_method)
         self._global_frequency = global_frequency
         self._give_up = give_up
+        self._should_stop = should_stop  # a stop was asked: start no more heads
         self._lifeline_r, self._lifeline_w = mp.Pipe(duplex=False)
         self.stopping = False
         self.forced = False
@@ -96,8 +98,11 @@ class Supervisor:
 
     # -- starting --------------------------------------------------------------------
     def start_autostart(self) -> None:
-        """Start every autostart head, in the order they were added."""
+        """Start every autostart head, in the order they were added, until a stop is asked."""
         for name, handle in self.handles.items():
+            if self._should_stop():
+                _log.info('stop asked during start-up: heads from %r on are not started', name)
+                return
             if handle.spec.autostart:
                 self.start(name)
 
@@ -131,7 +136,8 @@ class Supervisor:
                                    lambda _fd, h=handle, p=process: self._on_sentinel(h, p))
         handle.state = 'running'
         deadline = time.monotonic() + self._settings.start_timeout
-        while handle.state == 'running' and handle.born != handle.generation:
+        while (handle.state == 'running' and handle.born != handle.generation
+               and not self._should_stop()):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 _log.warning('head %r was not born within %g s; going on', name,
