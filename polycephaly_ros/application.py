@@ -22,6 +22,7 @@ from typing import Any
 
 from . import directory as dirs
 from . import envelope as env
+from . import restart as restart_policy
 from .bus import Bus
 from .errors import ConfigurationError, StateError
 from .head import Process, check_frequency
@@ -29,7 +30,7 @@ from .inbox import Inbox
 from .routes.base import RouteHead
 from .runtime import HeadRuntime, Settings
 from .signals import SignalRelay
-from .supervisor import MODES, PROCESS, RESTART_POLICIES, HeadSpec, Supervisor
+from .supervisor import MODES, PROCESS, HeadSpec, Supervisor
 
 _log = logging.getLogger('polycephaly_ros.application')
 
@@ -113,6 +114,7 @@ class Application:
         self.reason: str | None = None
         #: What run() returns: 0 after an orderly stop, 1 after an emergency or a failure.
         self.exit_code = 0
+        self._main_runtime: HeadRuntime | None = None
 
     # -- building --------------------------------------------------------------------
     def build(self) -> None:
@@ -136,14 +138,17 @@ class Application:
         restart: str = 'never',
         max_restarts: int = 3,
         restart_window: float = 10.0,
+        restart_backoff: tuple[float, float] = restart_policy.BACKOFF,
         **kwargs: Any,
     ) -> HeadSpec:
         """Add a sub-head; positional and unknown keyword arguments reach it as args/kwargs.
 
         mode is "thread" or "process" (any case); restart is "never", "on_failure" or
-        "always"; bound_shutdown=False lets the head finish on its own when the application
-        stops (within threads_timeout). Raises ConfigurationError naming a bad option or
-        name, StateError once the application runs.
+        "always", at most max_restarts within restart_window seconds, each after a wait
+        doubling from restart_backoff[0] up to restart_backoff[1] seconds; bound_shutdown=False
+        lets the head finish on its own when the application stops (within threads_timeout).
+        Raises ConfigurationError naming a bad option or name, StateError once the
+        application runs.
         """
         if self._started:
             raise StateError('add heads in build() or before run()')
@@ -155,9 +160,10 @@ class Application:
         if kind is None:
             raise ConfigurationError(f'mode of head {head_name!r} must be "thread" or "process", '
                                      f'not {mode!r}')
-        if restart not in RESTART_POLICIES:
+        if restart not in restart_policy.POLICIES:
             raise ConfigurationError(f'restart of head {head_name!r} must be one of '
-                                     f'{", ".join(RESTART_POLICIES)}, not {restart!r}')
+                                     f'{", ".join(restart_policy.POLICIES)}, not {restart!r}')
+        backoff = restart_policy.check_backoff(restart_backoff, head_name)
         if kind == PROCESS:
             try:
                 pickle.dumps((target, args, kwargs))
@@ -167,7 +173,8 @@ class Application:
                     f'top level) and its arguments picklable: {exc}') from exc
         spec = HeadSpec(head_name, target, tuple(args), dict(kwargs), kind,
                         None if frequency is None else check_frequency(frequency), bool(autostart),
-                        bool(bound_shutdown), restart, int(max_restarts), float(restart_window))
+                        bool(bound_shutdown), restart, int(max_restarts), float(restart_window),
+                        backoff)
         self._specs[head_name] = spec
         return spec
 
@@ -228,7 +235,7 @@ class Application:
             made.callback(self._supervisor.close)
             if self._handle_signals:
                 made.enter_context(SignalRelay(inbox, self._on_signal))
-            runtime = HeadRuntime(
+            runtime = self._main_runtime = HeadRuntime(
                 self._make_main, name=self.main_name, bus=bus, inbox=inbox, settings=settings,
                 frequency=self._main_frequency or self._global_frequency, host=host,
                 on_control=self._on_main_control)
@@ -339,6 +346,19 @@ class Application:
     def status(self) -> list[dict]:
         """Return the state of every sub-head; raises StateError outside the main head's thread."""
         return self._control().status()
+
+    @property
+    def lost(self) -> dict[str, int]:
+        """Return, per head, how many accepted envelopes it left unhandled or lost so far.
+
+        Every envelope whose send() returned is handled by its recipient's filters or counted
+        here (and logged with its subject where known), whatever stopped the head.
+        """
+        lost = {h['name']: h['lost'] for h in self._supervisor.status()} if self._supervisor \
+            else {}
+        runtime = self._main_runtime
+        lost[self.main_name] = len(runtime.unhandled) if runtime is not None else 0
+        return lost
 
     @property
     def main(self) -> Process | None:

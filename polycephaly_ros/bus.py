@@ -23,9 +23,11 @@ every head's address, the route heads and their remote names. Anything else rais
 
 Every way into an inbox (a head's send, a route's or the ROS bridge's inbound envelope, a
 topic bridge's message) ends in :meth:`Bus.admit`: it takes one of the recipient's queue
-slots (a counting semaphore shared by every process; waiting at most the send timeout, then
-:class:`QueueFull`), then queues or writes the envelope. The recipient's inbox gives the
-slot back when the envelope leaves its queue, so a send either returns or raises: nothing is
+slots (a bounded semaphore shared by every process; waiting at most the send timeout, then
+:class:`QueueFull`), looks again whether the recipient still runs (a head that stops marks
+itself stopped before its last read; see runtime.py), then queues or writes the envelope.
+The recipient's inbox gives the slot back when the envelope leaves its queue, so a send
+either returns, and the envelope is handled or counted as unhandled, or raises: nothing is
 dropped silently. The recipient always gets a copy (pickled, as across processes), so a head
 behaves the same as a thread or as a process, unless the caller hands the envelope over.
 
@@ -39,7 +41,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import wire
-from .directory import Address, Directory
+from .directory import Address, Directory, give_back
 from .errors import NotSerializable, QueueFull, RecipientUnavailable, UnknownRecipient
 
 if TYPE_CHECKING:
@@ -162,12 +164,18 @@ class Bus:
                     f'process boundary: {type(exc).__name__}: {exc}'
                 ) from exc
         wait = self.send_timeout if timeout is None else timeout
-        if not control and not (address.slots.acquire(False) or address.slots.acquire(True, wait)):
-            held = f'stayed full for {wait:g} s' if wait > 0 else 'is full'
-            raise QueueFull(
-                f'queue of head {name!r} {held} ({address.queue_size} envelopes); envelope '
-                f'{envelope.get("subject")!r} not sent'
-            )
+        slots = address.slots
+        if not control:
+            if not (slots.acquire(False) or slots.acquire(True, wait)):
+                held = f'stayed full for {wait:g} s' if wait > 0 else 'is full'
+                raise QueueFull(
+                    f'queue of head {name!r} {held} ({address.queue_size} envelopes); envelope '
+                    f'{envelope.get("subject")!r} not sent'
+                )
+            if not self.directory.states[address.index]:  # it began to stop meanwhile
+                give_back(slots)
+                raise RecipientUnavailable(
+                    f'head {name!r} is stopping, so it cannot take mail')
         counted = 0 if control else wire.COUNTED
         if inbox is not None:
             inbox.push(payload, counted)
@@ -176,7 +184,7 @@ class Bus:
             self._write(address, wire.frame(payload, counted), max(wait, 1.0))
         except BaseException:
             if not control:
-                address.slots.release()
+                give_back(slots)
             raise
 
     def _write(self, address: Address, frame: bytes, timeout: float) -> None:

@@ -2,8 +2,9 @@
 
 It is made once by the application before any head starts, and every process of the
 application gets a copy (pickled to each head process): the addresses are socket paths in
-the application's private run directory, the queue slots are a counting semaphore per head
-shared by all processes, and the running states are one shared byte per head. It also holds
+the application's private run directory, the queue slots are a bounded counting semaphore per
+head shared by all processes (one slot per envelope on its way or queued), and the running
+states are one shared byte per head. It also holds
 the route heads' names and the outside names they reach (``remote=``), so every process
 routes alike (see :class:`~polycephaly_ros.bus.Bus`).
 """
@@ -30,7 +31,7 @@ class Address:
 
     name: str
     path: str
-    slots: Any  # multiprocessing.Semaphore, shared with every process of the application
+    slots: Any  # multiprocessing.BoundedSemaphore, shared with every process of the application
     index: int
     queue_size: int
 
@@ -66,6 +67,22 @@ class Directory:
         self.states[self.addresses[name].index] = 1 if running else 0
 
 
+def give_back(slots: Any, count: int = 1) -> int:
+    """Give count queue slots back; return how many were already back (never above the bound).
+
+    The slots are a bounded semaphore: a slot the supervisor reclaimed from a dead head, then
+    given back again by a late sender or reader, is refused here instead of raising the
+    queue's bound (see Supervisor's reclaim).
+    """
+    refused = 0
+    for _ in range(count):
+        try:
+            slots.release()
+        except ValueError:
+            refused += 1
+    return refused
+
+
 def create(names: Iterable[str], queue_size: int, context: Any, *,
            routes: Iterable[str] = (), remote: dict[str, str] | None = None,
            ) -> tuple[Directory, dict[str, socket.socket], str]:
@@ -85,7 +102,7 @@ def create(names: Iterable[str], queue_size: int, context: Any, *,
                 raise ConfigurationError(f'head name {name!r} is too long for a socket path '
                                          f'({path!r})')
             listeners[name] = wire.listen(path)
-            addresses[name] = Address(name, path, context.Semaphore(queue_size), index,
+            addresses[name] = Address(name, path, context.BoundedSemaphore(queue_size), index,
                                       queue_size)
     except BaseException:
         for sock in listeners.values():

@@ -266,23 +266,6 @@ class Process:
         self._inbox.poll(0.0)
         return self._dispatch(self._batch, stopping=True)
 
-    def _finish(self) -> None:
-        """Handle mail already queued (after an orderly stop), then run death()."""
-        try:
-            if self._stopping:
-                self._serve_while_stopping()
-        finally:
-            self.death()
-
-    def _leftovers(self) -> int:
-        """Log and return how many envelopes are still queued (after death())."""
-        self._inbox.poll(0.0)
-        left = len(self._inbox)
-        if left:
-            self._logger.warning('%d envelope(s) left unhandled at death: %s', left,
-                                 ', '.join(repr(e.get('subject')) for e in self._inbox.queued()))
-        return left
-
 
 def _check_outgoing(envelope: dict) -> None:
     """Raise EnvelopeError for a reserved subject or a priority that is not a number."""

@@ -27,6 +27,7 @@ from collections import deque
 from typing import Any, Callable, Iterator
 
 from . import wire
+from .directory import give_back
 from .envelope import CONTROL_PREFIX, INTERNAL
 from .loop import Loop
 
@@ -63,6 +64,8 @@ class Inbox(Loop):
         self._local: deque[tuple[Any, int]] = deque()
         self._owner: int | None = None  # the thread that polls
         self._on_room: list[Callable[[], None]] = []  # see when_room()
+        #: Counted envelopes in the queue: each holds one of the head's queue slots.
+        self.counted = 0
         self._waker_lock = threading.Lock()
         listener.setblocking(False)
         self.watch(listener, self._accept)
@@ -154,9 +157,20 @@ class Inbox(Loop):
         """Call callback once, in the owner's thread, when an envelope next leaves the queue."""
         self._on_room.append(callback)
 
+    def drop(self) -> list[dict]:
+        """Take every queued envelope out unhandled, giving back their slots; return them."""
+        dropped = []
+        while (envelope := self.get()) is not None:
+            dropped.append(envelope)
+        return dropped
+
     def _release(self, counted: int, envelope: dict) -> dict:
         if counted:
-            self._slots.release()
+            self.counted -= 1
+            try:
+                self._slots.release()
+            except ValueError:  # reclaimed from a dead head already (directory.give_back)
+                pass
             if self._on_room:
                 waiting, self._on_room = self._on_room, []
                 for callback in waiting:
@@ -223,13 +237,15 @@ class Inbox(Loop):
             isinstance(subject, str) and subject.startswith(CONTROL_PREFIX)
         ):
             if counted:
-                self._slots.release()
+                give_back(self._slots)
             if envelope.get('route', INTERNAL) != INTERNAL:
                 _log.warning('refused control subject %r that arrived on route %r from %r',
                              subject, envelope.get('route'), envelope.get('sender'))
             else:
                 self._controls.append(envelope)
             return
+        if counted:
+            self.counted += 1
         if self._priority:
             heapq.heappush(self._heap,
                            (envelope.get('priority', 0), next(self._seq), counted, envelope))

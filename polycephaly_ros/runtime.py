@@ -38,6 +38,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
     from .supervisor import HeadSpec
 
 _log = logging.getLogger('polycephaly_ros.runtime')
+#: Longest wait, at a head's end, for senders that took one of its slots to finish writing.
+LAST_READ_TIMEOUT = 1.0
 
 
 @dataclass
@@ -107,6 +110,8 @@ class HeadRuntime:
         self._on_control = on_control
         self._owned: contextlib.ExitStack | None = None
         self._close_error: str | None = None
+        #: The subjects of the envelopes accepted but not handled, once the head ended.
+        self.unhandled: list[Any] = []
 
     # -- the interface of bridges and routes ---------------------------------------------
     @property
@@ -195,15 +200,50 @@ class HeadRuntime:
             except BaseException:
                 error = error or traceback.format_exc()
         try:
-            head._finish()
+            self._last_mail(serve=head.stopping)
+        except BaseException:
+            error = error or traceback.format_exc()
+        try:
+            head.death()
         except BaseException:
             error = error or traceback.format_exc()
         return error
 
+    def _last_mail(self, serve: bool) -> None:
+        """Stop taking mail, then take in everything accepted before (the last read).
+
+        The head is marked stopped first: from then on a send to it raises
+        RecipientUnavailable (Bus.admit looks again after taking a slot). Then it reads until
+        no sender holds one of its slots outside its queue, so every envelope whose send
+        returned is in the queue; after an orderly stop (serve) its filters handle them.
+        """
+        head, inbox = self.head, self.inbox
+        address = self.bus.directory[self.name]
+        self.bus.directory.set_running(self.name, False)
+        deadline = time.monotonic() + LAST_READ_TIMEOUT
+        while True:
+            inbox.poll(0.0)
+            if serve:
+                head._serve_while_stopping()
+            on_the_way = address.queue_size - address.slots.get_value() - inbox.counted
+            if on_the_way <= 0:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _log.warning('head %r: %d envelope(s) still on their way after %g s (a sender '
+                             'stalled mid-send); they are not waited for', self.name, on_the_way,
+                             LAST_READ_TIMEOUT)
+                return
+            inbox.poll(min(remaining, 0.01), ignore_queued=True)
+
     def _close_inbox(self) -> None:
         try:
             if self.head is not None:
-                self.head._leftovers()
+                self.unhandled = [e.get('subject') for e in self.inbox.drop()]
+                if self.unhandled:
+                    _log.warning('head %r: %d envelope(s) left unhandled at its end: %s',
+                                 self.name, len(self.unhandled),
+                                 ', '.join(map(repr, self.unhandled)))
         finally:
             if not self._keep_inbox:
                 self.bus.detach_inbox(self.name)
@@ -218,11 +258,12 @@ def announce_birth(bus: Bus, settings: Settings, name: str, generation: int) -> 
 
 
 def report_exit(bus: Bus, settings: Settings, name: str, generation: int,
-                error: str | None) -> None:
-    """Tell the main head that a sub-head ended, and how."""
+                error: str | None, unhandled: list | None = None) -> None:
+    """Tell the main head that a sub-head ended, how, and what it left unhandled."""
     try:
         bus.post(env.make(name, settings.main, env.EXITED,
-                          {'generation': generation, 'error': error}), control=True)
+                          {'generation': generation, 'error': error,
+                           'unhandled': unhandled or []}), control=True)
     except Exception:
         _log.exception('head %r could not report its end to %r', name, settings.main)
 
@@ -234,7 +275,7 @@ def run_thread_head(spec: HeadSpec, inbox: Inbox, frequency: float, generation: 
                           frequency=frequency, args=spec.args, kwargs=spec.kwargs, host=host,
                           generation=generation, keep_inbox=True)
     error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation))
-    report_exit(bus, settings, spec.name, generation, error)
+    report_exit(bus, settings, spec.name, generation, error, runtime.unhandled)
 
 
 def run_process_head(spec: HeadSpec, frequency: float, generation: int, directory: Any,
@@ -247,6 +288,7 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
     inbox = Inbox(listener, directory[spec.name].slots, priority=settings.priority,
                   poison_pill=settings.poison_pill)
     host = None
+    unhandled: list = []
     try:
         from .ros.host import RclpyHost
 
@@ -255,9 +297,10 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
                               settings=settings, frequency=frequency, args=spec.args,
                               kwargs=spec.kwargs, host=host, generation=generation)
         error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation))
+        unhandled = runtime.unhandled
     except BaseException:
         error = traceback.format_exc()
-    report_exit(bus, settings, spec.name, generation, error)
+    report_exit(bus, settings, spec.name, generation, error, unhandled)
     try:
         if host is not None:
             host.shutdown()
@@ -265,6 +308,32 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
         bus.close()
         inbox.close()
     sys.exit(1 if error else 0)
+
+
+def relaunch_fork_server() -> None:
+    """Forget a fork server that died and start a new one (multiprocessing keeps no public way).
+
+    The new server is a fresh interpreter (fork and exec), so nothing of this process's rclpy
+    comes with it.
+    """
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    with server._lock:
+        if server._forkserver_alive_fd is not None:
+            os.close(server._forkserver_alive_fd)
+        if server._forkserver_pid is not None:
+            try:
+                os.waitpid(server._forkserver_pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already (e.g. by a subreaper)
+                pass
+        address = server._forkserver_address
+        if address and os.path.exists(address):
+            os.unlink(address)
+        server._forkserver_address = None
+        server._forkserver_alive_fd = None
+        server._forkserver_pid = None
+    forkserver.ensure_running()
 
 
 def _tie_to_supervisor(lifeline: Any) -> None:

@@ -1,8 +1,15 @@
 """Start, watch, restart and stop the sub-heads of an application (runs in the main thread).
 
-Restart policies follow Erlang/OTP supervisors: ``never`` (temporary), ``on_failure``
-(transient) and ``always`` (permanent), with at most ``max_restarts`` restarts of a head
-within ``restart_window`` seconds; one more failure gives up and stops the application.
+Heads start in the order added, each after the previous one's birth() (a stop asked meanwhile
+stops the start-up). An ended head is restarted by its policy, after a backoff
+(:mod:`polycephaly_ros.restart`). A head process that dies is noticed at once (its sentinel
+wakes the main head's loop); what it took with it is counted exactly and its queue slots are
+given back (:mod:`polycephaly_ros.reclaim`) before anything starts again. Every head's exit
+states how many accepted envelopes it left unhandled or lost (``lost`` in status()).
+
+A head that does not stop within the timeout gets SIGTERM, then SIGKILL; a thread head cannot
+be killed: it is abandoned (state ``abandoned``) and never started again. If the fork server
+itself dies, the next start launches a new one.
 """
 
 from __future__ import annotations
@@ -13,7 +20,6 @@ import os
 import signal
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -23,7 +29,9 @@ from .directory import Directory
 from .errors import StateError, UnknownHead
 from .head import Process
 from .inbox import Inbox
-from .runtime import Settings, run_process_head, run_thread_head
+from .reclaim import Loss, nothing_held, reclaim
+from .restart import BACKOFF, RestartPolicy
+from .runtime import Settings, relaunch_fork_server, run_process_head, run_thread_head
 
 if TYPE_CHECKING:
     from .ros.host import RclpyHost
@@ -32,7 +40,6 @@ THREAD = 'thread'
 PROCESS = 'process'
 MODES = {'thread': THREAD, 'threaded': THREAD, 't': THREAD,
          'process': PROCESS, 'forked': PROCESS, 'fork': PROCESS, 'p': PROCESS}
-RESTART_POLICIES = ('never', 'on_failure', 'always')
 _log = logging.getLogger('polycephaly_ros.supervisor')
 
 
@@ -51,21 +58,24 @@ class HeadSpec:
     restart: str
     max_restarts: int
     restart_window: float
+    restart_backoff: tuple[float, float] = BACKOFF
 
 
 @dataclass
 class _Handle:
     spec: HeadSpec
+    policy: RestartPolicy
     inbox: Inbox | None = None          # thread heads: kept across restarts
     generation: int = 0
-    state: str = 'stopped'              # stopped, running, stopping
+    state: str = 'stopped'              # stopped, running, stopping, restarting, abandoned
     process: Any = None
     thread: threading.Thread | None = None
     stop_requested: bool = False
-    reports: dict = field(default_factory=dict)
-    restarts: deque = field(default_factory=deque)
+    reports: dict = field(default_factory=dict)  # process heads: generation -> EXITED body
     born: int = 0                       # the generation whose birth() completed
     exits: int = 0
+    lost: int = 0                       # accepted envelopes it left unhandled or lost, in all
+    restart_at: float | None = None     # when a restart is due (state restarting)
     last_error: str | None = None
 
 
@@ -77,7 +87,10 @@ class Supervisor:
                  start_method: str, global_frequency: Callable[[], float],
                  give_up: Callable[[str], None],
                  should_stop: Callable[[], bool] = lambda: False) -> None:
-        self.handles = {name: _Handle(spec) for name, spec in specs.items()}
+        self.handles = {
+            name: _Handle(spec, RestartPolicy(spec.restart, spec.max_restarts,
+                                              spec.restart_window, spec.restart_backoff))
+            for name, spec in specs.items()}
         self._directory = directory
         self._listeners = listeners
         self._bus = bus
@@ -109,9 +122,15 @@ class Supervisor:
     def start(self, name: str) -> None:
         """Start a stopped head and wait (up to threads_timeout) until its birth() is done.
 
-        Raises UnknownHead for a name that is no sub-head, StateError when it is not stopped.
+        Raises UnknownHead for a name that is no sub-head, StateError when it is not stopped
+        (a pending restart is started now instead).
         """
         handle = self._handle(name)
+        if handle.state == 'abandoned':
+            raise StateError(f'head {name!r} was abandoned (its thread never ended), so it '
+                             'cannot start again')
+        if handle.state == 'restarting':
+            handle.state, handle.restart_at = 'stopped', None
         if handle.state != 'stopped':
             raise StateError(f'head {name!r} is already {handle.state}')
         spec = handle.spec
@@ -119,22 +138,15 @@ class Supervisor:
         handle.stop_requested = False
         frequency = spec.frequency or self._global_frequency()
         self._directory.set_running(name, True)
+        handle.state = 'running'
         if spec.mode == THREAD:
             handle.thread = threading.Thread(
                 target=run_thread_head, name=f'head:{name}', daemon=True,
                 args=(spec, handle.inbox, frequency, handle.generation, self._bus, self._host,
                       self._settings))
             handle.thread.start()
-        else:
-            process = self._context.Process(
-                target=run_process_head, name=f'polycephaly:{name}',
-                args=(spec, frequency, handle.generation, self._directory,
-                      self._listeners[name], self._lifeline_r, self._settings))
-            process.start()
-            handle.process = process
-            self._main_inbox.watch(process.sentinel,
-                                   lambda _fd, h=handle, p=process: self._on_sentinel(h, p))
-        handle.state = 'running'
+        elif not self._spawn(handle, frequency):
+            return
         deadline = time.monotonic() + self._settings.start_timeout
         while (handle.state == 'running' and handle.born != handle.generation
                and not self._should_stop()):
@@ -146,13 +158,35 @@ class Supervisor:
             self._main_inbox.poll(remaining, ignore_queued=True)
         _log.info('started head %r (%s, generation %d)', name, spec.mode, handle.generation)
 
+    def _spawn(self, handle: _Handle, frequency: float) -> bool:
+        """Start a head process (a new fork server first if it died); False if it cannot."""
+        name = handle.spec.name
+        for attempt in (1, 2):
+            process = self._context.Process(
+                target=run_process_head, name=f'polycephaly:{name}',
+                args=(handle.spec, frequency, handle.generation, self._directory,
+                      self._listeners[name], self._lifeline_r, self._settings))
+            try:
+                process.start()
+                break
+            except OSError as exc:
+                if attempt == 2 or self._context.get_start_method() != 'forkserver':
+                    self._on_exit(handle, True, f'could not start its process: {exc}')
+                    return False
+                _log.warning('the fork server is gone (%s): starting a new one', exc)
+                relaunch_fork_server()
+        handle.process = process
+        self._main_inbox.watch(process.sentinel,
+                               lambda _fd, h=handle, p=process: self._on_sentinel(h, p))
+        return True
+
     # -- stopping --------------------------------------------------------------------
     def stop(self, names: list[str], timeout: float) -> None:
         """Stop heads in parallel: poison pill, then terminate, then kill after timeout.
 
         Raises UnknownHead for a name that is no sub-head.
         """
-        targets = [h for h in map(self._handle, names) if h.state != 'stopped']
+        targets = self._live(list(map(self._handle, names)))
         self._request_stop(targets)
         self._wait(targets, timeout)
         self._escalate(targets, timeout)
@@ -165,12 +199,23 @@ class Supervisor:
         the heads that still run.
         """
         self.stopping = True
-        bound_handles = list(map(self._handle, bound))
-        unbound_handles = list(map(self._handle, unbound))
+        bound_handles = self._live(list(map(self._handle, bound)))
+        unbound_handles = self._live(list(map(self._handle, unbound)))
         self._request_stop(bound_handles)
         self._wait(bound_handles + unbound_handles, timeout, serve)
         self._escalate(bound_handles, timeout)
         self.stop([h.spec.name for h in unbound_handles], 2.0)
+
+    @staticmethod
+    def _live(handles: list[_Handle]) -> list[_Handle]:
+        """Return the heads that run; a pending restart is cancelled instead."""
+        live = []
+        for handle in handles:
+            if handle.state == 'restarting':
+                handle.state, handle.restart_at = 'stopped', None
+            elif handle.state in ('running', 'stopping'):
+                live.append(handle)
+        return live
 
     def _request_stop(self, handles: list[_Handle]) -> None:
         for handle in handles:
@@ -199,9 +244,10 @@ class Supervisor:
                     self._main_inbox.unwatch(handle.process.sentinel)
                     self._on_exit(handle, True, 'killed')
             else:
-                _log.error('thread head %r did not stop within %g s; abandoning it',
-                           handle.spec.name, timeout)
+                _log.error('thread head %r did not stop within %g s; abandoning it (it will '
+                           'never start again)', handle.spec.name, timeout)
                 self._on_exit(handle, True, 'abandoned: did not stop in time')
+                handle.state = 'abandoned'  # its thread still owns its inbox
 
     def kill_all(self) -> None:
         """Kill every head process at once (a forced stop)."""
@@ -222,7 +268,7 @@ class Supervisor:
     def _wait(self, handles: list[_Handle], timeout: float,
               serve: Callable[[], Any] | None = None) -> None:
         deadline = time.monotonic() + timeout
-        while any(h.state != 'stopped' for h in handles) and not self.forced:
+        while any(h.state in ('running', 'stopping') for h in handles) and not self.forced:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
@@ -250,11 +296,16 @@ class Supervisor:
         body = envelope.get('body') or {}
         if handle is None or body.get('generation') != handle.generation:
             return
-        if handle.spec.mode == THREAD:
-            handle.thread.join()
-            self._on_exit(handle, body.get('error') is not None, body.get('error'))
-        else:
-            handle.reports[handle.generation] = body.get('error')
+        if handle.spec.mode == PROCESS:
+            handle.reports[handle.generation] = body  # the sentinel closes it out
+            return
+        handle.thread.join()
+        if handle.state == 'abandoned':
+            _log.warning('abandoned thread head %r ended at last', handle.spec.name)
+            handle.state = 'stopped'
+            return
+        error = body.get('error')
+        self._on_exit(handle, error is not None, error, Loss(body.get('unhandled') or []))
 
     def _on_sentinel(self, handle: _Handle, process: Any) -> None:
         self._main_inbox.unwatch(process.sentinel)
@@ -262,64 +313,79 @@ class Supervisor:
         self._main_inbox.poll(0.0)  # take the head's own report, written before it exited
         if handle.process is not process:
             return
-        error = handle.reports.pop(handle.generation, None)
+        self._directory.set_running(handle.spec.name, False)
+        body = handle.reports.pop(handle.generation, None) or {}
+        error = body.get('error')
         code = process.exitcode
         failed = code != 0 or error is not None
         if failed and error is None:
             error = (f'killed by signal {signal.Signals(-code).name}' if code < 0
                      else f'exited with code {code}')
-        self._on_exit(handle, failed, error)
+        loss = Loss(body.get('unhandled') or [])
+        address = self._directory[handle.spec.name]
+        if not body or not nothing_held(address):  # it could not give everything back itself
+            taken = reclaim(address, self._listeners[handle.spec.name])
+            loss.recovered += taken.recovered
+            loss.vanished += taken.vanished
+        self._on_exit(handle, failed, error, loss)
 
-    def _on_exit(self, handle: _Handle, failed: bool, error: str | None) -> None:
+    def _on_exit(self, handle: _Handle, failed: bool, error: str | None,
+                 loss: Loss | None = None) -> None:
         name = handle.spec.name
         handle.state = 'stopped'
         handle.exits += 1
         handle.last_error = error if failed else None
         self._directory.set_running(name, False)
-        lost = self._reset_slots(handle) if handle.spec.mode == PROCESS else 0
+        if loss is not None and loss.count:
+            handle.lost += loss.count
+            _log.error('head %r: %d accepted envelope(s) were not handled: %s%s', name,
+                       loss.count, ', '.join(map(repr, loss.recovered)) or '',
+                       f'{", " if loss.recovered else ""}{loss.vanished} that died with its '
+                       'process' if loss.vanished else '')
         if handle.stop_requested or self.stopping:
             _log.info('head %r stopped', name)
             return
         if failed:
-            _log.error('head %r failed: %s%s', name, (error or '').rstrip(),
-                       f'\n{lost} envelope(s) queued for it were lost with it' if lost else '')
+            _log.error('head %r failed: %s', name, (error or '').rstrip())
         else:
             _log.info('head %r ended', name)
-        policy = handle.spec.restart
-        if policy == 'always' or (policy == 'on_failure' and failed):
-            self._restart_after_exit(handle)
+        if handle.policy.wants(failed):
+            self._schedule_restart(handle)
 
-    def _reset_slots(self, handle: _Handle) -> int:
-        """Free the queue slots held by envelopes that died with a head process."""
-        address = self._directory[handle.spec.name]
-        try:
-            lost = address.queue_size - address.slots.get_value()
-        except NotImplementedError:  # pragma: no cover - macOS
-            return 0
-        for _ in range(max(lost, 0)):
-            address.slots.release()
-        return max(lost, 0)
-
-    def _restart_after_exit(self, handle: _Handle) -> None:
-        spec = handle.spec
+    def _schedule_restart(self, handle: _Handle) -> None:
+        spec, policy = handle.spec, handle.policy
         now = time.monotonic()
-        while handle.restarts and now - handle.restarts[0] > spec.restart_window:
-            handle.restarts.popleft()
-        if len(handle.restarts) >= spec.max_restarts:
+        delay = policy.next_delay(now)
+        if delay is None:
             self._give_up(f'head {spec.name!r} needed more than {spec.max_restarts} restart(s) '
                           f'within {spec.restart_window:g} s; last error: '
                           f'{(handle.last_error or "none").strip().splitlines()[-1]}')
             return
-        handle.restarts.append(now)
-        _log.warning('restarting head %r (%d of at most %d within %g s)', spec.name,
-                     len(handle.restarts), spec.max_restarts, spec.restart_window)
-        self.start(spec.name)
+        handle.state, handle.restart_at = 'restarting', now + delay
+        _log.warning('restarting head %r in %.2f s (%d of at most %d within %g s)', spec.name,
+                     delay, len(policy.recent), spec.max_restarts, spec.restart_window)
+        generation = handle.generation
+        self._main_inbox.call_later(delay, lambda: self._restart_due(handle, generation))
+
+    def _restart_due(self, handle: _Handle, generation: int) -> None:
+        if (handle.state != 'restarting' or handle.generation != generation or self.stopping
+                or self._should_stop()):
+            return  # started, stopped or cancelled meanwhile
+        self.start(handle.spec.name)
 
     # -- queries ---------------------------------------------------------------------
     def status(self) -> list[dict]:
-        """Return each head's name, mode, state, generation, exits and last error."""
+        """Return each head's name, mode, state, generation, exits, losses and last error.
+
+        ``lost`` counts the accepted envelopes the head left unhandled or lost, in all its
+        runs; ``restart_in`` is the seconds until a pending restart (state ``restarting``).
+        """
+        now = time.monotonic()
         return [{'name': h.spec.name, 'mode': h.spec.mode, 'state': h.state,
-                 'generation': h.generation, 'exits': h.exits, 'last_error': h.last_error,
+                 'generation': h.generation, 'exits': h.exits, 'lost': h.lost,
+                 'restart_in': (max(h.restart_at - now, 0.0) if h.state == 'restarting'
+                                else None),
+                 'last_error': h.last_error,
                  'pid': h.process.pid if h.process is not None else os.getpid()}
                 for h in self.handles.values()]
 
@@ -328,3 +394,4 @@ class Supervisor:
         if handle is None:
             raise UnknownHead(f'no sub-head named {name!r}; sub-heads: {", ".join(self.handles)}')
         return handle
+

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import threading
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ class Application:
         names = ['main', 'echo', 'uds']
         self.listeners = {n: wire.listen(os.fspath(tmp_path / f'{n}.sock')) for n in names}
         addresses = {n: Address(n, os.fspath(tmp_path / f'{n}.sock'),
-                                threading.Semaphore(queue_size), i, queue_size)
+                                multiprocessing.BoundedSemaphore(queue_size), i, queue_size)
                      for i, n in enumerate(names)}
         self.directory = Directory(addresses, bytearray([1, 1, 1]), frozenset({'uds'}),
                                    {'status': 'uds'})

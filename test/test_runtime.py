@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import threading
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,7 @@ class Recorder(Process):
 
 def _runtime(tmp_path: Path, target, events: list, **options) -> tuple[HeadRuntime, Bus]:
     path = os.fspath(tmp_path / 'head.sock')
-    address = Address('head', path, threading.Semaphore(8), 0, 8)
+    address = Address('head', path, multiprocessing.BoundedSemaphore(8), 0, 8)
     bus = Bus(Directory({'head': address}, bytearray([1])), send_timeout=1.0)
     inbox = Inbox(wire.listen(path), address.slots)
     settings = Settings('PILL', 'main', '', False, 1.0, False, 0, None, 5.0)

@@ -77,7 +77,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import codec
 from ..envelope import normalize_name
-from ..errors import EnvelopeError, QueueFull, UnknownRecipient, Unreachable
+from ..errors import EnvelopeError, QueueFull, RecipientUnavailable, UnknownRecipient, \
+    Unreachable
 from . import convert, native
 from .subscriptions import HeadSubscriptions
 
@@ -289,6 +290,10 @@ class RosInbox:
             self.runtime.deliver(envelope, timeout=0)  # (no wake-up, no copy: its own inbox)
         except QueueFull:
             return False
+        except RecipientUnavailable:  # the head is stopping: its last read is under way
+            self._refuse(f'head {self.runtime.name!r} has stopped', envelope,
+                         f'the inbox topics of {self.runtime.name!r}')
+            return True
         self.delivered += 1
         return True
 
