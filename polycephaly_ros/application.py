@@ -206,14 +206,18 @@ class Application:
         # Everything made below is closed in reverse order, however run() ends; rclpy last, as
         # its teardown may hang (and then ends the process) once nothing else is left to clean.
         with contextlib.ExitStack() as made:
+            relay = made.enter_context(SignalRelay(self._on_signal)) if self._handle_signals \
+                else None
             if self.start_method == 'forkserver' and any(
                     s.mode == PROCESS for s in self._specs.values()):
                 from multiprocessing import forkserver
                 forkserver.ensure_running()  # before rclpy starts here: heads fork from it
             host = None
             if use_ros:
+                from .ros import shared_memory
                 from .ros.host import RclpyHost
 
+                shared_memory.remove_stale()  # what SIGKILLed processes left in /dev/shm
                 host = RclpyHost(self.namespace)
                 made.callback(host.shutdown)
             directory, listeners, rundir = dirs.create(
@@ -233,8 +237,8 @@ class Application:
                 global_frequency=lambda: self._global_frequency, give_up=self._brake,
                 should_stop=lambda: self._stopping)
             made.callback(self._supervisor.close)
-            if self._handle_signals:
-                made.enter_context(SignalRelay(inbox, self._on_signal))
+            if relay is not None:
+                relay.attach(inbox)
             runtime = self._main_runtime = HeadRuntime(
                 self._make_main, name=self.main_name, bus=bus, inbox=inbox, settings=settings,
                 frequency=self._main_frequency or self._global_frequency, host=host,
@@ -254,6 +258,8 @@ class Application:
     def _make_main(self) -> Process:
         head = self._main_head = self._main_target()
         head.application = self
+        if self._stopping:  # a signal came during the set-up
+            head.die()
         return head
 
     def _remote_names(self) -> dict[str, str]:

@@ -11,7 +11,9 @@ routes alike (see :class:`~polycephaly_ros.bus.Bus`).
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -23,6 +25,9 @@ from .errors import ConfigurationError
 
 #: Longest socket path AF_UNIX takes on Linux (sun_path is 108 bytes, NUL included), with room.
 _MAX_PATH = 100
+#: A run directory's name: its application's pid, then mkdtemp's random part.
+_RUNDIR = re.compile(r'polycephaly-(\d+)-\w+')
+_log = logging.getLogger('polycephaly_ros.directory')
 
 
 @dataclass
@@ -83,6 +88,40 @@ def give_back(slots: Any, count: int = 1) -> int:
     return refused
 
 
+def remove_stale_rundirs() -> list[str]:
+    """Remove the run directories of this user's applications that died; return their paths.
+
+    A SIGKILLed application cannot remove its own: its directory's name carries its pid, and
+    the next application to start removes it once that pid is gone.
+    """
+    removed = []
+    top = tempfile.gettempdir()
+    try:
+        entries = list(os.scandir(top))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _RUNDIR.fullmatch(entry.name)
+        if match is None or not entry.is_dir(follow_symlinks=False):
+            continue
+        pid = int(match.group(1))
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid() or pid == os.getpid():
+                continue
+            os.kill(pid, 0)
+            continue  # still running (or the pid is someone else's now: leave it)
+        except ProcessLookupError:
+            pass
+        except OSError:  # PermissionError: a live process of another user
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    if removed:
+        _log.info('removed %d run director%s of applications that died: %s', len(removed),
+                  'y' if len(removed) == 1 else 'ies', ', '.join(removed))
+    return removed
+
+
 def create(names: Iterable[str], queue_size: int, context: Any, *,
            routes: Iterable[str] = (), remote: dict[str, str] | None = None,
            ) -> tuple[Directory, dict[str, socket.socket], str]:
@@ -92,7 +131,8 @@ def create(names: Iterable[str], queue_size: int, context: Any, *,
     caller removes it at the end). context is the multiprocessing context of the heads.
     """
     names = list(names)
-    rundir = tempfile.mkdtemp(prefix='polycephaly-')  # mode 0700
+    remove_stale_rundirs()
+    rundir = tempfile.mkdtemp(prefix=f'polycephaly-{os.getpid()}-')  # mode 0700
     listeners: dict[str, socket.socket] = {}
     addresses: dict[str, Address] = {}
     try:

@@ -42,15 +42,16 @@ LONGEST = 0.2
 
 @dataclass
 class Loss:
-    """The envelopes a dead head took with it."""
+    """The accepted envelopes a head did not handle: reported by itself, or reclaimed."""
 
+    reported: list[Any] = field(default_factory=list)  # subjects the head reported (and logged)
     recovered: list[Any] = field(default_factory=list)  # subjects of those read from its socket
     vanished: int = 0  # those that were in its memory or its connections: subjects unknown
 
     @property
     def count(self) -> int:
-        """Return how many envelopes were lost in all."""
-        return len(self.recovered) + self.vanished
+        """Return how many envelopes were not handled in all."""
+        return len(self.reported) + len(self.recovered) + self.vanished
 
 
 def nothing_held(address: Address) -> bool:
@@ -58,9 +59,9 @@ def nothing_held(address: Address) -> bool:
     return address.slots.get_value() == address.queue_size
 
 
-def reclaim(address: Address, listener: socket.socket) -> Loss:
+def reclaim(address: Address, listener: socket.socket, poison_pill: str) -> Loss:
     """Count what the dead head at address took with it and give its slots back."""
-    inbox = Inbox(listener, address.slots)
+    inbox = Inbox(listener, address.slots, poison_pill=poison_pill)  # (controls: dropped)
     try:
         started = changed = time.monotonic()
         seen = -1

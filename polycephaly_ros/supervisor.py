@@ -246,7 +246,10 @@ class Supervisor:
             else:
                 _log.error('thread head %r did not stop within %g s; abandoning it (it will '
                            'never start again)', handle.spec.name, timeout)
-                self._on_exit(handle, True, 'abandoned: did not stop in time')
+                # What waits for it will not be handled: every slot it holds counts as lost.
+                address = self._directory[handle.spec.name]
+                held = address.queue_size - address.slots.get_value()
+                self._on_exit(handle, True, 'abandoned: did not stop in time', Loss(vanished=held))
                 handle.state = 'abandoned'  # its thread still owns its inbox
 
     def kill_all(self) -> None:
@@ -321,10 +324,11 @@ class Supervisor:
         if failed and error is None:
             error = (f'killed by signal {signal.Signals(-code).name}' if code < 0
                      else f'exited with code {code}')
-        loss = Loss(body.get('unhandled') or [])
+        loss = Loss(body.get('unhandled') or [])  # (reported and logged by the head itself)
         address = self._directory[handle.spec.name]
         if not body or not nothing_held(address):  # it could not give everything back itself
-            taken = reclaim(address, self._listeners[handle.spec.name])
+            taken = reclaim(address, self._listeners[handle.spec.name],
+                            self._settings.poison_pill)
             loss.recovered += taken.recovered
             loss.vanished += taken.vanished
         self._on_exit(handle, failed, error, loss)
@@ -336,12 +340,14 @@ class Supervisor:
         handle.exits += 1
         handle.last_error = error if failed else None
         self._directory.set_running(name, False)
-        if loss is not None and loss.count:
+        if loss is not None:
             handle.lost += loss.count
-            _log.error('head %r: %d accepted envelope(s) were not handled: %s%s', name,
-                       loss.count, ', '.join(map(repr, loss.recovered)) or '',
-                       f'{", " if loss.recovered else ""}{loss.vanished} that died with its '
-                       'process' if loss.vanished else '')
+        if loss is not None and (loss.recovered or loss.vanished):
+            details = [repr(subject) for subject in loss.recovered]
+            if loss.vanished:
+                details.append(f'{loss.vanished} whose subjects died with it')
+            _log.error('head %r: %d accepted envelope(s) not handled: %s', name, loss.count,
+                       ', '.join(details))
         if handle.stop_requested or self.stopping:
             _log.info('head %r stopped', name)
             return
