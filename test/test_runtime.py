@@ -60,6 +60,7 @@ def test_a_head_is_born_lives_dies_then_what_it_owns_closes_in_reverse(tmp_path:
     assert events == ['birth', 'born', 'life', 'death', 'close second owned',
                       'close first owned']
     assert handled == ['left for death']
+    assert not bus.directory.running('head')  # marked stopped before its last read
     with pytest.raises(StateError, match='own'):  # only while the head runs
         runtime.own(lambda: None)
     bus.close()

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from harness import ask, run_script, until
-from heads import CrashInLife, Echo, SlowDeath, Stopper, Worker
-from polycephaly_ros import Application, ConfigurationError, Process
+from heads import CrashInLife, Echo, Freezer, SlowDeath, Stopper, TimedEcho, Worker
+from polycephaly_ros import Application, ConfigurationError, Process, StateError
 
 
 def journal_lines(path):
@@ -285,3 +285,52 @@ def test_the_poison_pill_is_exact_and_case_sensitive():
     app = run_script(script, ppill='STOP!')
     assert app.outcome == (False, ['stop!', 'STOP! '])
     assert app.reason is None
+
+
+def test_restarts_back_off_and_show_in_status(tmp_path):
+    births = tmp_path / 'births'
+    seen_restarting: list[dict] = []
+
+    def restarted(main, generation: int) -> bool:
+        echo = main.application.status()[0]
+        if echo['state'] == 'restarting':
+            seen_restarting.append(echo)
+        return echo['generation'] > generation and echo['state'] == 'running'
+
+    def script(main):
+        for _ in range(3):  # three crashes, each restarted after a longer wait
+            generation = main.application.status()[0]['generation']
+            main.send('echo', 'crash', 'again')
+            until(main, lambda: restarted(main, generation))
+
+    run_script(script, [(TimedEcho, {'name': 'echo', 'restart': 'on_failure',
+                                     'restart_backoff': (0.2, 10), 'births': str(births)})])
+    times = [float(line.split()[1]) for line in births.read_text().splitlines()]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    # Each restart waited its backoff (0.2, 0.4, 0.8 s) at least, longer each time.
+    assert len(times) == 4 and all(g >= w for g, w in zip(gaps, (0.2, 0.4, 0.8))), gaps
+    assert seen_restarting and all(s['restart_in'] is not None for s in seen_restarting)
+
+
+def test_an_abandoned_thread_head_never_starts_again():
+    thaw = threading.Event()
+
+    def script(main):
+        app = main.application
+        main.send('stuck', 'freeze')
+        until(main, lambda: app.status()[0]['state'] == 'running')
+        app.stop('stuck')  # it cannot stop: abandoned after threads_timeout
+        state = app.status()[0]['state']
+        try:
+            app.start('stuck')
+        except StateError as exc:
+            refused = str(exc)
+        else:
+            refused = None
+        thaw.set()
+        return state, refused
+
+    app = run_script(script, [(Freezer, {'name': 'stuck', 'thaw': thaw,
+                                         'restart': 'always'})], threads_timeout=0.5)
+    state, refused = app.outcome
+    assert state == 'abandoned' and 'abandoned' in refused

@@ -195,3 +195,20 @@ class GatedEcho(Process):
     def ping(self, message: dict) -> None:
         self.kwargs['gate'].wait(30)
         self.reply(message, message['body'])
+
+
+class TimedEcho(Echo):
+    """An Echo that notes "birth <time.time()>" in kwargs['births'] at each birth."""
+
+    def birth(self) -> None:
+        super().birth()
+        with open(self.kwargs['births'], 'a') as f:
+            f.write(f'birth {time.time()}\n')
+
+
+class Freezer(Process):
+    """On 'freeze', block in the filter until the Event kwargs['thaw'] is set: a stuck head."""
+
+    @message_filter(subject='freeze')
+    def freeze(self, message: dict) -> None:
+        self.kwargs['thaw'].wait(30)

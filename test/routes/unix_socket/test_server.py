@@ -261,3 +261,34 @@ def test_codec_frames_are_what_the_server_reads(server: UnixSocketServer, raw: R
     raw.send_line(codec.encode(sent))
     env, _ = inbox.get(timeout=TIMEOUT)
     assert env == {**sent, 'body': [1, 2], 'route': 'uds'}
+
+
+def test_starting_servers_leaves_the_process_umask_alone(tmp_path: Path) -> None:
+    from polycephaly_ros.routes.unix_socket import socket_file
+
+    stop = threading.Event()
+    modes: list[int] = []
+
+    def create_files() -> None:  # another thread of the process, creating files meanwhile
+        i = 0
+        while not stop.is_set():
+            path = tmp_path / f'file{i}'
+            path.write_text('x')
+            modes.append(stat.S_IMODE(os.stat(path).st_mode))
+            path.unlink()
+            i += 1
+
+    umask = os.umask(0o022)
+    thread = threading.Thread(target=create_files)
+    thread.start()
+    try:
+        for i in range(200):
+            listener, file_id = socket_file.listen(str(tmp_path / f's{i}'), 0o600, None)
+            assert stat.S_IMODE(os.stat(tmp_path / f's{i}').st_mode) == 0o600
+            listener.close()
+            socket_file.remove(str(tmp_path / f's{i}'), file_id)
+    finally:
+        stop.set()
+        thread.join(10)
+        os.umask(umask)
+    assert modes and set(modes) == {0o644}  # never the server's tighter mask
