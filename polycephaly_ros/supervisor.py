@@ -281,7 +281,7 @@ class Supervisor:
     def close(self) -> None:
         """Release what the supervisor holds (after every head stopped)."""
         for handle in self.handles.values():
-            if handle.inbox is not None:
+            if handle.inbox is not None and handle.state != 'abandoned':  # (its thread's)
                 handle.inbox.close()
         self._lifeline_w.close()
         self._lifeline_r.close()
