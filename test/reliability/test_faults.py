@@ -56,10 +56,15 @@ def test_kill_9_of_a_process_head_under_load(tmp_path, leftover_processes):
                      'to': ['victim', 'steady']})]
     app = run_script(script, heads, queue_size=20)
     victim = app.outcome
-    print(f'\nkill -9 of a head process under load, {KILLS} times: detected in '
-          f'{statistics.median(detected) * 1000:.1f} ms (median), {max(detected) * 1000:.1f} ms '
-          f'(max); running again after {statistics.median(restarted) * 1000:.0f} ms (median, '
-          f'backoff 50 ms included); {victim["lost"]} envelope(s) counted lost')
+    accepted = tally.value('pump.accepted.victim')
+    handled = tally.value('victim.handled')
+    lost = app.lost['victim']
+    print(f'\nkill -9 of a head process under load, {KILLS} times: detected and its loss '
+          f'counted in {statistics.median(detected) * 1000:.1f} ms (median), '
+          f'{max(detected) * 1000:.1f} ms (max); running again after '
+          f'{statistics.median(restarted) * 1000:.0f} ms (median, backoff 50 ms included); '
+          f'{accepted} accepted = {handled} handled + {lost} counted lost + '
+          f'{accepted - handled - lost} in hand at a kill')
     assert victim['exits'] == KILLS and app.exit_code == 0
     assert max(detected) < 1.0  # the sentinel wakes the main head at once (measured: above)
     # The steady head's stream, beside the kills: every accepted envelope, once, in order.
@@ -67,9 +72,6 @@ def test_kill_9_of_a_process_head_under_load(tmp_path, leftover_processes):
     assert tally.value('steady.disorder') == 0
     # The victim: every accepted envelope handled or counted lost. A kill may fall between an
     # envelope leaving the queue and the sink counting it: at most one such per kill.
-    accepted = tally.value('pump.accepted.victim')
-    handled = tally.value('victim.handled')
-    lost = app.lost['victim']
     assert lost > 0 and accepted - KILLS <= handled + lost <= accepted, (accepted, handled, lost)
     leftover_processes()
 
