@@ -6,8 +6,12 @@ application's private bus. Security rules for everything arriving from outside:
 * Only JSON is parsed: nothing received is ever unpickled or evaluated.
 * Control subjects (``polycephaly.*``) and the application's poison pill are refused, so a
   peer can never stop, restart or impersonate the framework's own messages.
-* Every core header is type-checked, and ``route`` is always overwritten with the route the
-  envelope really came in on.
+* Every core header is type- and range-checked, once, here: ``sender`` is required and
+  name-shaped (a reply must be able to reach it); ``threadindex`` is an integer in
+  1..2³²−1 (a ``uint32``, so its reply's index fits too); ``priority`` a finite number within
+  ``int32``; ``time`` a finite number; ids non-empty text of at most :data:`MAX_ID`
+  characters. ``route`` is always overwritten with the route the envelope really came in on.
+  Sizes are bounded by each route (a frame, a message).
 
 Encoding is strict: whatever orjson cannot serialise (a set, bytes, an arbitrary object, an
 int beyond 64 bits, a dict with non-text keys) raises :class:`NotSerializable` naming the
@@ -18,6 +22,8 @@ as orjson documents them, and NaN and infinities become ``null``.
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from typing import Any, Mapping
 
@@ -28,6 +34,14 @@ from .errors import EnvelopeError, NotSerializable
 
 #: The sender of the error frames written back to external clients.
 ERROR_SENDER = 'polycephaly'
+#: The largest thread index (the ROS message's field is a uint32).
+UINT32_MAX = 2**32 - 1
+#: The range of a priority (the ROS message's field is an int32).
+INT32 = (-2**31, 2**31 - 1)
+#: The longest message or thread id accepted from outside, in characters.
+MAX_ID = 128
+#: What a sender must look like: a head name, in any case.
+_SENDER = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
 
 _JSON_KIND = {
     str: 'string', int: 'integer', float: 'number', bool: 'boolean',
@@ -98,11 +112,15 @@ def _checked(envelope: dict[str, Any], route: str, poison_pill: str | None) -> d
     except KeyError:
         pass  # a header left out: below
     else:
+        priority = envelope.get('priority', 0)
         if (type(recipient) is str and recipient and type(subject) is str
                 and not subject.startswith(CONTROL_PREFIX) and subject != poison_pill
-                and type(index) is int and index >= 1 and type(sender) is str
-                and type(messageid) is str and messageid and type(threadid) is str and threadid
-                and type(sent) in _NUMBERS and type(envelope.get('priority', 0)) in _NUMBERS):
+                and type(index) is int and 1 <= index <= UINT32_MAX
+                and type(sender) is str and _SENDER.fullmatch(sender)
+                and type(messageid) is str and 0 < len(messageid) <= MAX_ID
+                and type(threadid) is str and 0 < len(threadid) <= MAX_ID
+                and type(sent) in _NUMBERS and math.isfinite(sent)
+                and type(priority) in _NUMBERS and INT32[0] <= priority <= INT32[1]):
             envelope['recipient'] = recipient.lower()
             if 'body' not in envelope:
                 envelope['body'] = None
@@ -117,24 +135,38 @@ def _checked(envelope: dict[str, Any], route: str, poison_pill: str | None) -> d
     _require(envelope, 'subject', (str,), 'a string')
     if is_control(envelope['subject'], poison_pill):
         raise EnvelopeError('refused: control subject')
-    for header in ('sender', 'messageid', 'threadid'):
+    if 'sender' not in envelope:
+        raise EnvelopeError("missing header 'sender' (who the answer goes to)")
+    _require(envelope, 'sender', (str,), 'a name')
+    if not _SENDER.fullmatch(envelope['sender']):
+        raise EnvelopeError(f"header 'sender' must be a name (a letter, then letters, digits or "
+                            f"_), not {_shown(envelope['sender'])}")
+    for header in ('messageid', 'threadid'):
         if header in envelope:
             _require(envelope, header, (str,), 'a string')
-    for header in ('messageid', 'threadid'):
-        if header in envelope and not envelope[header]:
-            raise EnvelopeError(
-                f'header {header!r} must be a non-empty string, not an empty string'
-            )
+            if not 0 < len(envelope[header]) <= MAX_ID:
+                raise EnvelopeError(f'header {header!r} must be 1..{MAX_ID} characters, not '
+                                    f'{len(envelope[header])}')
     if 'threadindex' in envelope:
-        _require(envelope, 'threadindex', (int,), 'an integer >= 1')
-        if envelope['threadindex'] < 1:
-            raise EnvelopeError(
-                f"header 'threadindex' must be an integer >= 1, not {envelope['threadindex']}"
-            )
+        _require(envelope, 'threadindex', (int,), f'an integer in 1..{UINT32_MAX}')
+        if not 1 <= envelope['threadindex'] <= UINT32_MAX:
+            raise EnvelopeError(f"header 'threadindex' must be an integer in 1..{UINT32_MAX}, "
+                                f"not {envelope['threadindex']}")
     for header in ('time', 'priority'):
         if header in envelope:
             _require(envelope, header, (int, float), 'a number')
+            if not math.isfinite(envelope[header]):
+                raise EnvelopeError(f'header {header!r} must be a finite number, not '
+                                    f'{envelope[header]}')
+    if 'priority' in envelope and not INT32[0] <= envelope['priority'] <= INT32[1]:
+        raise EnvelopeError(f"header 'priority' must be within {INT32[0]}..{INT32[1]}, not "
+                            f"{envelope['priority']}")
     return _complete(envelope, route)
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """Return a value for an error message, cut short."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + '...'
 
 
 def _complete(envelope: dict[str, Any], route: str) -> dict[str, Any]:
@@ -162,16 +194,20 @@ def decode(
 
 
 def error_envelope(reason: str, original: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Return the error frame answering original (possibly malformed, or None) with reason."""
+    """Return the error frame answering original (possibly malformed, or None) with reason.
+
+    It can always be encoded: headers of original that are out of range are not echoed.
+    """
     original = original or {}
     sender, thread, index = (original.get(h) for h in ('sender', 'threadid', 'threadindex'))
-    known_index = isinstance(index, int) and not isinstance(index, bool) and index >= 1
+    known_index = type(index) is int and 1 <= index < UINT32_MAX
     return {
         'subject': 'error',
         'body': {'error': reason},
         'sender': ERROR_SENDER,
-        'recipient': sender if isinstance(sender, str) else '',
-        'threadid': thread if isinstance(thread, str) and thread else new_id(),
+        'recipient': sender if isinstance(sender, str) and _SENDER.fullmatch(sender) else '',
+        'threadid': (thread if isinstance(thread, str) and 0 < len(thread) <= MAX_ID
+                     else new_id()),
         'threadindex': index + 1 if known_index else 1,
         'messageid': new_id(),
         'time': time.time(),

@@ -18,8 +18,8 @@ PILL = 'c0ffee00-pill-4000-8000-000000000000'
 
 
 def frame(**headers: Any) -> bytes:
-    """Return a JSON frame with the given headers (recipient and subject defaulted)."""
-    return orjson.dumps({'recipient': 'main', 'subject': 'hello', **headers})
+    """Return a JSON frame with the given headers (recipient, subject and sender defaulted)."""
+    return orjson.dumps({'recipient': 'main', 'subject': 'hello', 'sender': 'cli', **headers})
 
 
 def test_round_trip_keeps_ids_thread_and_extra_headers() -> None:
@@ -32,16 +32,16 @@ def test_round_trip_keeps_ids_thread_and_extra_headers() -> None:
 
 
 def test_tuples_become_lists() -> None:
-    got = codec.decode(codec.encode({'recipient': 'a', 'subject': 's', 'body': (1, (2, 3))}),
-                       route='uds')
+    got = codec.decode(codec.encode({'recipient': 'a', 'subject': 's', 'sender': 'c',
+                                     'body': (1, (2, 3))}), route='uds')
     assert got['body'] == [1, [2, 3]]
 
 
 def test_missing_optional_headers_get_defaults() -> None:
     before = time.time()
-    got = codec.decode(b'{"recipient": "Main", "subject": "hi"}', route='uds')
-    assert got['recipient'] == 'main'
-    assert got['body'] is None and got['threadindex'] == 1 and 'sender' not in got
+    got = codec.decode(b'{"recipient": "Main", "subject": "hi", "sender": "Cli"}', route='uds')
+    assert got['recipient'] == 'main' and got['sender'] == 'Cli'
+    assert got['body'] is None and got['threadindex'] == 1
     assert uuid.UUID(got['messageid']).version == 4
     assert uuid.UUID(got['threadid']).version == 4 and got['threadid'] != got['messageid']
     assert before <= got['time'] <= time.time()
@@ -63,9 +63,18 @@ def test_route_is_overwritten() -> None:
     (b'{"recipient": "main"}', ['missing header', "'subject'"]),
     (frame(subject=['a']), ["'subject'", 'array']),
     (frame(sender=3), ["'sender'", 'integer']),
+    (b'{"recipient": "main", "subject": "hi"}', ['missing header', "'sender'"]),
+    (frame(sender=''), ["'sender'", 'must be a name', "''"]),
+    (frame(sender='a b'), ["'sender'", 'must be a name']),
+    (frame(sender='9lives'), ["'sender'", 'must be a name']),
+    (frame(messageid='m' * 129), ["'messageid'", '1..128 characters', '129']),
+    (frame(threadindex=2**32), ["'threadindex'", '1..4294967295', str(2**32)]),
+    (frame(threadindex=18446744073709551615), ["'threadindex'", '1..4294967295']),
+    (frame(priority=2**31), ["'priority'", 'within', str(2**31)]),
+    (frame(priority=-2**31 - 0.5), ["'priority'", 'within']),
     (frame(messageid=1.5), ["'messageid'", 'number']),
     (frame(threadid={}), ["'threadid'", 'object']),
-    (frame(threadid=''), ["'threadid'", 'empty string']),
+    (frame(threadid=''), ["'threadid'", '1..128 characters', 'not 0']),
     (frame(threadindex=0), ["'threadindex'", 'not 0']),
     (frame(threadindex='2'), ["'threadindex'", 'string']),
     (frame(threadindex=1.0), ["'threadindex'", 'number']),
@@ -79,6 +88,15 @@ def test_malformed_frames_name_the_header_and_type(data: bytes, words: list[str]
         codec.decode(data, route='uds')
     for word in words:
         assert word in str(caught.value)
+
+
+@pytest.mark.parametrize('header', ['time', 'priority'])
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), -float('inf')])
+def test_numbers_must_be_finite(header: str, value: float) -> None:
+    # (JSON cannot carry them; a ROS message's float64 can)
+    with pytest.raises(EnvelopeError, match=f"'{header}' must be a finite number"):
+        codec.check({'recipient': 'm', 'subject': 's', 'sender': 'c', header: value},
+                    route='ros')
 
 
 def test_numbers_of_both_kinds_are_accepted() -> None:
@@ -119,7 +137,8 @@ def test_non_text_header_names_are_not_serializable() -> None:
 
 
 def test_encode_is_compact_single_line_utf8() -> None:
-    data = codec.encode({'recipient': 'a', 'subject': 's', 'body': 'line1\nline2 – ü'})
+    data = codec.encode({'recipient': 'a', 'subject': 's', 'sender': 'c',
+                         'body': 'line1\nline2 – ü'})
     assert b'\n' not in data
     assert codec.decode(data, route='uds')['body'] == 'line1\nline2 – ü'
 
@@ -138,7 +157,9 @@ def test_error_envelope_answers_the_original() -> None:
 
 
 @pytest.mark.parametrize('original', [None, {}, {'sender': 5, 'threadid': 3, 'threadindex': 'x'},
-                                      {'threadindex': True}])
+                                      {'threadindex': True},
+                                      {'sender': 'a b', 'threadindex': 2**64 - 1},
+                                      {'threadindex': 2**32 - 1, 'threadid': 't' * 10000}])
 def test_error_envelope_without_a_usable_original(original: dict | None) -> None:
     error = codec.error_envelope('malformed JSON', original)
     assert error['recipient'] == '' and error['threadindex'] == 1

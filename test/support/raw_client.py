@@ -32,8 +32,8 @@ class RawClient:
         self.sock.sendall(data + b'\n')
 
     def send(self, **headers: Any) -> None:
-        """Send one envelope made of the given headers."""
-        self.send_line(orjson.dumps(headers))
+        """Send one envelope made of the given headers (sender 'cli' unless given)."""
+        self.send_line(orjson.dumps({'sender': 'cli', **headers}))
 
     def recv(self) -> dict[str, Any]:
         """Return the next frame from the server (fails after the timeout)."""

@@ -109,7 +109,8 @@ def test_over_long_frame_gets_one_error_frame_and_is_discarded(
         chunked: bool) -> None:
     make_echo_server(max_frame=1024)
     raw = RawClient(sock_path)
-    long_line = orjson.dumps({'recipient': 'main', 'subject': 'big', 'body': 'x' * 5000})
+    long_line = orjson.dumps({'recipient': 'main', 'subject': 'big', 'sender': 'c',
+                              'body': 'x' * 5000})
     if chunked:  # the server sees the line grow past max_frame before its newline arrives
         for start in range(0, len(long_line), 700):
             raw.sock.sendall(long_line[start:start + 700])
@@ -214,7 +215,8 @@ def test_queue_full_holds_that_clients_frames_in_order_and_serves_the_others(
     make_server(on_envelope, hold_timeout=60.0)
     held, other, leaving = RawClient(sock_path), RawClient(sock_path), RawClient(sock_path)
     try:
-        held.sock.sendall(b''.join(orjson.dumps({'recipient': r, 'subject': 's', 'body': b})
+        held.sock.sendall(b''.join(orjson.dumps({'recipient': r, 'subject': 's', 'body': b,
+                                                  'sender': 'held'})
                                    + b'\n' for r, b in [('full', 1), ('any', 2), ('full', 3)]))
         leaving.send(recipient='full', subject='s', body='left')
         other.send(recipient='any', subject='s', body='other')
