@@ -139,13 +139,16 @@ class Application:
         max_restarts: int = 3,
         restart_window: float = 10.0,
         restart_backoff: tuple[float, float] = restart_policy.BACKOFF,
+        let_it_crash: bool | None = None,
         **kwargs: Any,
     ) -> HeadSpec:
         """Add a sub-head; positional and unknown keyword arguments reach it as args/kwargs.
 
         mode is "thread" or "process" (any case); restart is "never", "on_failure" or
         "always", at most max_restarts within restart_window seconds, each after a wait
-        doubling from restart_backoff[0] up to restart_backoff[1] seconds; bound_shutdown=False
+        doubling from restart_backoff[0] up to restart_backoff[1] seconds; let_it_crash=True
+        ends the head when a filter raises (default: the class's ``let_it_crash``, False: the
+        error is logged, counted and answered); bound_shutdown=False
         lets the head finish on its own when the application stops (within threads_timeout).
         Raises ConfigurationError naming a bad option or name, StateError once the
         application runs.
@@ -174,7 +177,7 @@ class Application:
         spec = HeadSpec(head_name, target, tuple(args), dict(kwargs), kind,
                         None if frequency is None else check_frequency(frequency), bool(autostart),
                         bool(bound_shutdown), restart, int(max_restarts), float(restart_window),
-                        backoff)
+                        backoff, None if let_it_crash is None else bool(let_it_crash))
         self._specs[head_name] = spec
         return spec
 

@@ -51,6 +51,8 @@ class Directory:
     routes: frozenset[str] = frozenset()
     #: Outside names reached through a route head without a ``via`` header: name -> head.
     remote: dict[str, str] = field(default_factory=dict)
+    #: Per head, how many envelopes its filters failed on (RawArray('q'); None: not counted).
+    faults: Any = None
 
     def __contains__(self, name: object) -> bool:
         return name in self.addresses
@@ -70,6 +72,18 @@ class Directory:
     def set_running(self, name: str, running: bool) -> None:
         """Record whether the head takes mail."""
         self.states[self.addresses[name].index] = 1 if running else 0
+
+    def count_fault(self, name: str) -> int:
+        """Count one envelope the head's filters failed on; return its count (its own writer)."""
+        if self.faults is None:
+            return 0
+        index = self.addresses[name].index
+        self.faults[index] += 1
+        return self.faults[index]
+
+    def faults_of(self, name: str) -> int:
+        """Return how many envelopes the head's filters failed on, in all its runs."""
+        return 0 if self.faults is None else self.faults[self.addresses[name].index]
 
 
 def give_back(slots: Any, count: int = 1) -> int:
@@ -150,5 +164,5 @@ def create(names: Iterable[str], queue_size: int, context: Any, *,
         shutil.rmtree(rundir, ignore_errors=True)
         raise
     directory = Directory(addresses, context.RawArray('b', len(names)), frozenset(routes),
-                          dict(remote or {}))
+                          dict(remote or {}), context.RawArray('q', len(names)))
     return directory, listeners, rundir

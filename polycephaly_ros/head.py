@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import envelope as env
 from .errors import ConfigurationError, EnvelopeError, NoReply
 from .filters import Callback, Filter, FilterSet, declared_filters
+from .throttle import Throttle
 
 if TYPE_CHECKING:
     from .runtime import HeadRuntime
@@ -28,6 +29,16 @@ class Process:
     filter callback run in the head's own thread (the calling thread for the main head).
     send(), reply(), die() and ebrake() may be called from any thread, e.g. a ROS callback.
     """
+
+    #: What an exception escaping a filter does: False (the default) logs its traceback, counts
+    #: it (``errors`` in status()) and answers the envelope's sender with an ``error``
+    #: envelope, and the head goes on; True ends the head (let it crash: its restart policy
+    #: applies). ``add_process(let_it_crash=...)`` sets it per head.
+    let_it_crash: bool = False
+    #: Whether an envelope from an outside route (socket, ROS, ...) that no filter takes is
+    #: answered with an ``error`` envelope naming the head and the subject (it is always
+    #: counted in ``unmatched`` and logged).
+    answer_unmatched: bool = True
 
     def __init__(self) -> None:
         self._filters = FilterSet()
@@ -164,23 +175,48 @@ class Process:
             if envelope is None:
                 break
             handled += 1
-            if stopping:
-                try:
-                    ran = self._filters.dispatch(envelope)
-                except Exception:
-                    self._logger.exception('while stopping, a filter failed on envelope %r from %r',
-                                           envelope.get('subject'), envelope.get('sender'))
-                    continue
-            else:
+            try:
                 ran = self._filters.dispatch(envelope)
+            except Exception as exc:
+                if self.let_it_crash and not stopping:
+                    raise
+                self._filter_failed(envelope, exc)
+                continue
             if not ran:
-                self.unmatched += 1
-                self._logger.warning(
-                    'no filter matched envelope %r from %r (messageid %s); %d unmatched so far',
-                    envelope.get('subject'), envelope.get('sender'), envelope.get('messageid'),
-                    self.unmatched,
-                )
+                self._unmatched(envelope)
         return handled
+
+    def _unmatched(self, envelope: dict) -> None:
+        """Count and log an envelope no filter took; answer it when it came from outside."""
+        self.unmatched += 1
+        subject = envelope.get('subject')
+        self._throttle.warning(
+            'unmatched', 'no filter matched envelope %r from %r (messageid %s); %d unmatched '
+            'so far', subject, envelope.get('sender'), envelope.get('messageid'), self.unmatched)
+        if (self.answer_unmatched and envelope.get('route', env.INTERNAL) != env.INTERNAL
+                and subject != 'error'):
+            try:
+                self.reply(envelope, {'error': f'head {self._name!r} does not take subject '
+                                               f'{subject!r}'}, subject='error')
+            except Exception as failed:  # noqa: BLE001 - an error reply must never raise
+                self._throttle.warning('error reply', 'could not tell %r that %r is not taken: '
+                                       '%s', envelope.get('sender'), subject, failed)
+
+    def _filter_failed(self, envelope: dict, exc: Exception) -> None:
+        """Log, count and answer an envelope a filter raised on; never raise itself."""
+        subject, sender = envelope.get('subject'), envelope.get('sender')
+        count = self._runtime.bus.directory.count_fault(self._name)
+        self._throttle.log(logging.ERROR, 'filter', 'a filter failed on envelope %r from %r '
+                           '(%d so far); the head goes on', subject, sender, count,
+                           exc_info=exc)
+        if subject == 'error' or not isinstance(sender, str) or not sender:
+            return  # (never answer an error with an error)
+        reason = f'{subject!r} failed in head {self._name!r}: {type(exc).__name__}'
+        try:
+            self.reply(envelope, {'error': reason}, subject='error')
+        except Exception as failed:  # noqa: BLE001 - an error reply must never raise
+            self._throttle.warning('error reply', 'could not tell %r that %r failed: %s',
+                                   sender, subject, failed)
 
     def add_filter(
         self, callback: Callback | None = None, route: str | None = env.INTERNAL, **criteria: Any
@@ -224,6 +260,9 @@ class Process:
         self.args = runtime.args
         self.kwargs = runtime.kwargs
         self._logger = logging.getLogger(f'polycephaly_ros.{runtime.name}')
+        self._throttle = Throttle(self._logger)
+        if runtime.let_it_crash is not None:
+            self.let_it_crash = runtime.let_it_crash
         self.frequency(runtime.frequency)
         self._bus = runtime.bus
         self._inbox = runtime.inbox

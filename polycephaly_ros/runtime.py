@@ -91,6 +91,7 @@ class HeadRuntime:
         generation: int = 1,
         keep_inbox: bool = False,
         on_control: Callable[[dict], None] | None = None,
+        let_it_crash: bool | None = None,
     ) -> None:
         self._make = make
         self.name = name
@@ -103,6 +104,8 @@ class HeadRuntime:
         self.args = args
         self.kwargs = kwargs if kwargs is not None else {}
         self.generation = generation
+        #: The head's let_it_crash, when its add_process() set one (None: its class decides).
+        self.let_it_crash = let_it_crash
         self.node: Any = None
         self.head: Process | None = None
         self._host = host
@@ -273,7 +276,7 @@ def run_thread_head(spec: HeadSpec, inbox: Inbox, frequency: float, generation: 
     """Run one sub-head in this thread (the target of its thread), then report its end."""
     runtime = HeadRuntime(spec.target, name=spec.name, bus=bus, inbox=inbox, settings=settings,
                           frequency=frequency, args=spec.args, kwargs=spec.kwargs, host=host,
-                          generation=generation, keep_inbox=True)
+                          generation=generation, keep_inbox=True, let_it_crash=spec.let_it_crash)
     error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation))
     report_exit(bus, settings, spec.name, generation, error, runtime.unhandled)
 
@@ -295,7 +298,8 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
         host = RclpyHost(settings.namespace) if settings.ros else None
         runtime = HeadRuntime(spec.target, name=spec.name, bus=bus, inbox=inbox,
                               settings=settings, frequency=frequency, args=spec.args,
-                              kwargs=spec.kwargs, host=host, generation=generation)
+                              kwargs=spec.kwargs, host=host, generation=generation,
+                              let_it_crash=spec.let_it_crash)
         error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation))
         unhandled = runtime.unhandled
     except BaseException:

@@ -59,6 +59,7 @@ class HeadSpec:
     max_restarts: int
     restart_window: float
     restart_backoff: tuple[float, float] = BACKOFF
+    let_it_crash: bool | None = None
 
 
 @dataclass
@@ -384,11 +385,13 @@ class Supervisor:
         """Return each head's name, mode, state, generation, exits, losses and last error.
 
         ``lost`` counts the accepted envelopes the head left unhandled or lost, in all its
-        runs; ``restart_in`` is the seconds until a pending restart (state ``restarting``).
+        runs; ``errors`` those its filters raised on (answered with an error envelope);
+        ``restart_in`` is the seconds until a pending restart (state ``restarting``).
         """
         now = time.monotonic()
         return [{'name': h.spec.name, 'mode': h.spec.mode, 'state': h.state,
                  'generation': h.generation, 'exits': h.exits, 'lost': h.lost,
+                 'errors': self._directory.faults_of(h.spec.name),
                  'restart_in': (max(h.restart_at - now, 0.0) if h.state == 'restarting'
                                 else None),
                  'last_error': h.last_error,

@@ -25,7 +25,7 @@ class Throttle:
         self._lock = threading.Lock()
         self._windows: dict[str, list[float | int]] = {}  # kind -> [window start, lines, held]
 
-    def log(self, level: int, kind: str, message: str, *args: Any) -> bool:
+    def log(self, level: int, kind: str, message: str, *args: Any, **kwargs: Any) -> bool:
         """Log message at level unless this kind had its burst this period; tell whether it did."""
         now = time.monotonic()
         with self._lock:
@@ -43,7 +43,7 @@ class Throttle:
             window[1] += 1
         if held:
             message += f' ({held} more like this in the last {self.period:g} s were not logged)'
-        self.logger.log(level, message, *args)
+        self.logger.log(level, message, *args, **kwargs)
         return True
 
     def warning(self, kind: str, message: str, *args: Any) -> bool:

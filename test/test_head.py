@@ -202,3 +202,20 @@ def test_a_burst_between_two_process_heads_is_complete_in_order_exactly_once():
                         queue_size=100).outcome
     assert report['count'] == count
     assert report['items'] == list(range(count))
+
+
+@pytest.mark.parametrize('mode', ['thread', 'process'])
+def test_a_filter_that_raises_is_answered_with_an_error_and_the_head_goes_on(mode, caplog):
+    def script(main):
+        failed = main.wait_for_reply(main.send('echo', 'crash', 'bad input'), timeout=10)
+        still = ask(main, 'echo', 'ping', 'still here')
+        return failed, still, main.application.status()[0]
+
+    failed, still, status = run_script(script, [(Echo, {'mode': mode})]).outcome
+    assert failed['subject'] == 'error' and failed['sender'] == 'echo'
+    assert failed['body'] == {'error': "'crash' failed in head 'echo': RuntimeError"}
+    assert 'Traceback' not in str(failed)  # the traceback stays inside, in the log
+    assert still == 'still here'
+    assert status['state'] == 'running' and status['exits'] == 0 and status['errors'] == 1
+    if mode == 'thread':  # (a process head logs in its own process)
+        assert 'asked to crash: bad input' in caplog.text

@@ -64,7 +64,7 @@ def test_crash_is_detected_and_restarted_on_failure(mode, caplog):
         return first, second, main.application.status()[0]
 
     first, second, status = run_script(
-        script, [(Echo, {'mode': mode, 'restart': 'on_failure'})]).outcome
+        script, [(Echo, {'mode': mode, 'restart': 'on_failure', 'let_it_crash': True})]).outcome
     assert status['exits'] == 1 and status['state'] == 'running'
     assert "head 'echo' failed" in caplog.text and 'asked to crash: boom' in caplog.text
     if mode == 'process':
@@ -94,7 +94,8 @@ def test_never_policy_leaves_a_crashed_head_stopped_and_the_app_running(caplog):
         until(main, lambda: main.application.status()[0]['state'] == 'stopped')
         return ask(main, 'other', 'ping', 'still here')
 
-    app = run_script(script, [(Echo, {'mode': 'process'}), (Echo, {'name': 'other'})])
+    app = run_script(script, [(Echo, {'mode': 'process', 'let_it_crash': True}),
+                              (Echo, {'name': 'other'})])
     assert app.outcome == 'still here' and app.exit_code == 0
 
 
@@ -304,6 +305,7 @@ def test_restarts_back_off_and_show_in_status(tmp_path):
             until(main, lambda: restarted(main, generation))
 
     run_script(script, [(TimedEcho, {'name': 'echo', 'restart': 'on_failure',
+                                     'let_it_crash': True,
                                      'restart_backoff': (0.2, 10), 'births': str(births)})])
     times = [float(line.split()[1]) for line in births.read_text().splitlines()]
     gaps = [b - a for a, b in zip(times, times[1:])]

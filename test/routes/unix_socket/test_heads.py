@@ -22,7 +22,7 @@ import pytest
 
 from harness import Harness, ask, run_script, until
 from heads import BusyServer, GatedEcho, RouteEcho, ServingEcho
-from polycephaly_ros import Process
+from polycephaly_ros import Process, message_filter
 from polycephaly_ros.errors import ConfigurationError
 from polycephaly_ros.routes import unix_socket
 from polycephaly_ros.routes.base import BOUNCED_BY
@@ -392,3 +392,36 @@ def test_the_package_exports_the_transports_the_heads_and_their_limits() -> None
     for name in ('UnixSocketServerHead', 'UnixSocketClientHead', 'UnixSocketServer',
                  'UnixSocketClient', 'MAX_FRAME', 'MAX_PENDING', 'HOLD_RETRY', 'MAX_PATH'):
         assert name in unix_socket.__all__ and hasattr(unix_socket, name), name
+
+
+def test_every_request_from_a_client_is_answered(path: Path) -> None:
+    """A subject nobody takes, and a filter that raises, both get an error frame back."""
+    def script(main: Process) -> Any:
+        client = RawClient(path)
+        try:
+            client.send(recipient='echo', subject='nobody-takes-this', threadid='t-1')
+            unmatched = client.recv()
+            client.send(recipient='echo', subject='crash', body='x', threadid='t-2')
+            failed = client.recv()
+            client.send(recipient='echo', subject='ping', body='after')
+            after = client.recv()
+        finally:
+            client.close()
+        return unmatched, failed, after
+
+    heads = [(UnixSocketServerHead, {'name': 'uds_server', 'path': str(path)}),
+             (CrashingRouteEcho, {'name': 'echo'})]
+    unmatched, failed, after = run_script(script, heads, ros=False).outcome
+    assert (unmatched['subject'], unmatched['threadid']) == ('error', 't-1')
+    assert unmatched['body'] == {'error': "head 'echo' does not take subject 'nobody-takes-this'"}
+    assert (failed['subject'], failed['threadid']) == ('error', 't-2')
+    assert failed['body'] == {'error': "'crash' failed in head 'echo': ValueError"}
+    assert after['body']['body'] == 'after'  # the head went on
+
+
+class CrashingRouteEcho(RouteEcho):
+    """A RouteEcho whose 'crash' raises (on any route)."""
+
+    @message_filter(route=None, subject='crash')
+    def crash(self, message: dict) -> None:
+        raise ValueError('a bug')
