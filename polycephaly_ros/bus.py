@@ -70,7 +70,7 @@ class Bus:
         self.send_timeout = send_timeout
         self._inboxes: dict[str, Inbox] = {}
         self._routes: dict[str, SendOut] = {}
-        self._ros_bridge: Callable[[dict], None] | None = None
+        self._ros_bridge: Callable[[dict, bool], None] | None = None
         self._links: dict[str, _Link] = {}
         self._links_lock = threading.Lock()
 
@@ -91,24 +91,27 @@ class Bus:
         """Send route head name's outside envelopes through its inbox again."""
         self._routes.pop(name, None)
 
-    def set_ros_bridge(self, send: Callable[[dict], None]) -> None:
-        """Hand envelopes to names that are neither heads nor behind a route to send(envelope)."""
+    def set_ros_bridge(self, send: Callable[[dict, bool], None] | None) -> None:
+        """Hand envelopes to names that are neither heads nor behind a route to send(envelope,
+        patient)."""
         self._ros_bridge = send
 
     @property
-    def ros_bridge(self) -> Callable[[dict], None] | None:
+    def ros_bridge(self) -> Callable[[dict, bool], None] | None:
         """Return what sends to outside names over ROS in this process, or None."""
         return self._ros_bridge
 
     # -- sending ---------------------------------------------------------------------
     def post(self, envelope: dict, *, control: bool = False, timeout: float | None = None,
-             handover: bool = False) -> None:
+             handover: bool = False, patient: bool = True) -> None:
         """Deliver envelope to its recipient (see the module doc), or raise saying why not.
 
         control=True sends a framework control envelope: to heads only, whether they run or
         not, without a queue slot. timeout overrides the send timeout for a full queue.
         handover=True says nothing else references envelope (one just decoded by a route or
         the ROS bridge): a head of this process then gets the object itself, not a copy.
+        patient=False says envelope answers an outside peer: the ROS bridge then never makes
+        the caller wait for it (ros/outbox.py).
 
         Raises UnknownRecipient, RecipientUnavailable, QueueFull or NotSerializable, or what
         the ROS bridge raises (Unreachable, QueueFull, NotSerializable).
@@ -119,7 +122,7 @@ class Bus:
         if outside:
             address = self._route_head(envelope, control)
             if address is None:  # (_route_head raised if there is no ROS bridge)
-                self._ros_bridge(envelope)
+                self._ros_bridge(envelope, patient)
                 return
         if not control and not directory.states[address.index]:
             raise RecipientUnavailable(

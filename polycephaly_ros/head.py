@@ -121,16 +121,19 @@ class Process:
         """Answer message on its thread and return the reply; its extra headers are echoed.
 
         Safe from any thread. Raises what send() raises, and EnvelopeError when message has
-        no sender, threadid or threadindex to answer.
+        no sender, threadid or threadindex to answer. An answer to a message from outside
+        never waits for its peer: over ROS it is published once the peer listens, or dropped
+        and counted after a second (see ros/outbox.py).
         """
         envelope = env.answer(message, self._name, body, subject, headers)
-        self._post(envelope, None)
+        # An answer to an outside peer never waits for it (ROS: a sender that does not listen).
+        self._post(envelope, None, message.get('route', env.INTERNAL) == env.INTERNAL)
         return envelope
 
-    def _post(self, envelope: dict, timeout: float | None) -> None:
+    def _post(self, envelope: dict, timeout: float | None, patient: bool = True) -> None:
         _check_outgoing(envelope)
         self._bus.post(envelope, control=envelope['subject'] == self._poison_pill,
-                       timeout=timeout)
+                       timeout=timeout, patient=patient)
 
     def wait_for_reply(self, message: dict, timeout: float = 10.0) -> dict:
         """Wait for the reply to message from its recipient; raise NoReply after timeout seconds.

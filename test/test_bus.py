@@ -101,7 +101,7 @@ def test_other_names_go_to_the_ros_bridge_or_are_unknown(app):
     with pytest.raises(UnknownRecipient):  # via must name a route head, not any head
         app.bus.post(envelope('nobody', via='echo'))
     published: list[dict] = []
-    app.bus.set_ros_bridge(published.append)
+    app.bus.set_ros_bridge(lambda envelope, patient: published.append(envelope))
     app.bus.post(envelope('nobody', 'to the graph'))
     assert [e['body'] for e in published] == ['to the graph']
     with pytest.raises(UnknownRecipient):  # control envelopes never leave the application

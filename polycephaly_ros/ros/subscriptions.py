@@ -33,7 +33,7 @@ from . import native
 _log = logging.getLogger('polycephaly_ros.ros.subscriptions')
 
 #: Messages taken from one subscription before the head turns to its other work.
-BATCH = 256
+BATCH = 64
 
 #: Called with each message taken; returns False when it cannot take it now (the message is
 #: then held, and offered again once an envelope leaves the head's queue, or after

@@ -120,26 +120,28 @@ def test_every_envelope_waiting_for_a_stopping_head_gets_a_reply_or_an_error():
     def script(main):
         from rclpy.duration import Duration
 
-        from polycephaly_ros.ros import convert
         from polycephaly_ros import envelope as env
         from polycephaly_ros.msg import Envelope
-        from polycephaly_ros.ros.bridge import inbox_qos
+        from polycephaly_ros.ros import convert
+        from polycephaly_ros.ros.topics import inbox_qos
 
-        answers = []  # replies come over the bus (main is a head here), errors over ROS
-        main.add_filter(answers.append, route=None, threadid=r'stop-\d+')
+        answers = []  # to an outside name's inbox: taken by main's node (executor thread)
+        main.node.create_subscription(Envelope, 'polycephaly/outsider/inbox',
+                                      lambda m: answers.append(convert.from_message(m)),
+                                      inbox_qos())
         pub = main.node.create_publisher(Envelope, 'polycephaly/echo/inbox', inbox_qos())
         until(main, lambda: pub.get_subscription_count() > 0, timeout=20)
         HOLD.clear()
         assert ask(main, 'echo', 'hold_and_stop') == 'holding'  # busy, and stopping after
         for i in range(count):
-            pub.publish(convert.to_message(env.make('main', 'echo', 'ping', i,
+            pub.publish(convert.to_message(env.make('outsider', 'echo', 'ping', i,
                                                     threadid=f'stop-{i}')))
         assert pub.wait_for_all_acked(Duration(seconds=20))  # all in the head's subscription
         HOLD.set()
         return until(main, lambda: answers if len(answers) >= count else None, timeout=20)
 
     answers = run_ros_script(script, [(StoppingEcho, {'name': 'echo'})], namespace='/robot',
-                         queue_size=2).outcome
+                             queue_size=2).outcome
     assert sorted(a['threadid'] for a in answers) == [f'stop-{i}' for i in range(count)]
     replies = [a for a in answers if a['subject'] == 'reply']
     errors = [a for a in answers if a['subject'] == 'error']

@@ -19,6 +19,9 @@ commands, one JSON object a line, from stdin:
 * ``{"cmd": "burst", "to": HEAD, "count": N, "subject": S}`` publishes N typed envelopes with
   bodies 0..N-1 as fast as the reliable KEEP_ALL writer takes them, then prints
   ``{"event": "sent", "count": N}``.
+* ``{"cmd": "ghosts", "to": HEAD, "count": N, "subject": S}`` publishes N typed envelopes, each
+  from a different sender that does not exist (``ghost0``, ``ghost1``, ...; with
+  ``"malformed": true`` their ``body_json`` is not JSON), then prints ``{"event": "sent"}``.
 * ``{"cmd": "quit"}`` ends the program.
 
 Each publish first waits (up to 20 s) for the topic's subscriber to be matched. It prints
@@ -157,6 +160,15 @@ def main(argv: list[str]) -> int:
                     text = json.dumps(envelope)
                 publish(publisher(String, f'polycephaly/{to}/inbox_json'), String(data=text))
                 emit({'event': 'published'})
+            elif cmd == 'ghosts':
+                pub = publisher(Envelope, f'polycephaly/{to}/inbox')
+                for i in range(command['count']):
+                    msg = typed(to, {'subject': command.get('subject', 'status'),
+                                     'sender': f'ghost{i}'})
+                    if command.get('malformed'):
+                        msg.body_json = '{not json'
+                    publish(pub, msg)
+                emit({'event': 'sent', 'count': command['count']})
             elif cmd == 'burst':
                 pub = publisher(Envelope, f'polycephaly/{to}/inbox')
                 thread = str(uuid.uuid4())
@@ -210,6 +222,11 @@ class PeerProcess:
                                   f'output:\n{"".join(self.lines)[-3000:]}'
             if self._selector.select(remaining):
                 self._read()
+
+    def poll(self) -> None:
+        """Read what the peer printed so far, without waiting."""
+        if self._selector.select(0):
+            self._read()
 
     def received(self, predicate=lambda e: True, timeout: float = 20.0, start: int = 0) -> dict:
         """Return the first envelope received on the peer's inbox that satisfies predicate."""
