@@ -36,9 +36,10 @@ class Loop:
         self._epoll.register(fd, select.EPOLLIN)
         self._watched[fd] = (fileobj, callback)
 
-    def set_writable(self, fileobj: Any, writable: bool) -> None:
-        """Also call fileobj's callback whenever it is writable (or no longer, when False)."""
-        self._epoll.modify(_fd(fileobj), select.EPOLLIN | (select.EPOLLOUT if writable else 0))
+    def set_interest(self, fileobj: Any, readable: bool = True, writable: bool = False) -> None:
+        """Call fileobj's callback when it is readable and/or writable, as given."""
+        self._epoll.modify(_fd(fileobj), (select.EPOLLIN if readable else 0)
+                           | (select.EPOLLOUT if writable else 0))
 
     def unwatch(self, fileobj: Any) -> None:
         """Stop watching fileobj."""

@@ -64,7 +64,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .. import envelope as env
-from ..errors import ConfigurationError, PolycephalyError, UnknownRecipient
+from ..errors import ConfigurationError, EnvelopeError, PolycephalyError, UnknownRecipient
 from ..filters import FilterSet
 from ..head import Process
 
@@ -141,13 +141,17 @@ class RouteHead(Process):
     def deliver(self, envelope: dict, timeout: float | None = None) -> None:
         """Post a decoded inbound envelope to its recipient head, or raise saying why not.
 
-        Safe from any thread. Raises UnknownRecipient, RecipientUnavailable, QueueFull (once
-        the recipient's queue stayed full for timeout seconds, by default the bus's send
-        timeout) or another PolycephalyError; the transport turns that into an error frame
-        (or, for QueueFull, may hold the frame and offer it again).
+        Safe from any thread. Raises EnvelopeError when the sender names a head of this
+        application (nobody outside speaks for one), UnknownRecipient, RecipientUnavailable,
+        QueueFull (once the recipient's queue stayed full for timeout seconds, by default the
+        bus's send timeout) or another PolycephalyError; the transport turns that into an
+        error frame (or, for QueueFull, may hold the frame and offer it again).
         """
         runtime = self.runtime
-        recipient = envelope['recipient']
+        recipient, sender = envelope['recipient'], envelope.get('sender')
+        if isinstance(sender, str) and runtime.knows(sender.lower()):
+            raise EnvelopeError(f'sender {sender!r} is a head of this application; nobody '
+                                'outside speaks for it')
         if not runtime.knows(recipient):
             raise UnknownRecipient(f'no head named {recipient!r} behind route {self.route!r} '
                                    f'(heads: {", ".join(runtime.heads)})')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import selectors
 import shutil
+import itertools
 import socket
 import subprocess
 from pathlib import Path
@@ -12,6 +13,9 @@ from typing import Any
 
 import orjson
 import pytest
+
+
+_NAMES = itertools.count(1)
 
 
 class RawClient:
@@ -26,14 +30,15 @@ class RawClient:
         self.sock = sock
         self.sock.settimeout(timeout)
         self.buf = b''
+        self.name = f'cli{next(_NAMES)}'  # the sender of its frames unless one is given
 
     def send_line(self, data: bytes) -> None:
         """Send bytes followed by a newline."""
         self.sock.sendall(data + b'\n')
 
     def send(self, **headers: Any) -> None:
-        """Send one envelope made of the given headers (sender 'cli' unless given)."""
-        self.send_line(orjson.dumps({'sender': 'cli', **headers}))
+        """Send one envelope made of the given headers (sender: its own name unless given)."""
+        self.send_line(orjson.dumps({'sender': self.name, **headers}))
 
     def recv(self) -> dict[str, Any]:
         """Return the next frame from the server (fails after the timeout)."""

@@ -22,6 +22,7 @@ from ...errors import ConfigurationError, PolycephalyError
 from ..base import RouteHead
 from ..framing import MAX_FRAME
 from .client import UnixSocketClient
+from .connection import Limits
 from .server import UnixSocketServer
 
 _log = logging.getLogger(__name__)
@@ -42,13 +43,25 @@ def _check_path(cls: type, kwargs: Mapping[str, Any]) -> str:
     return os.fspath(path)
 
 
+def _limits(kwargs: Mapping[str, Any]) -> Limits:
+    """Return the server's Limits from the head's kwargs (ConfigurationError if bad)."""
+    given = {k: kwargs[k] for k in ('max_connections', 'max_buffered', 'max_pending', 'linger',
+                                    'allowed_uids') if k in kwargs}
+    if given.get('allowed_uids') is not None:
+        given['allowed_uids'] = frozenset(int(uid) for uid in given['allowed_uids'])
+    return Limits(**given)
+
+
 class UnixSocketServerHead(RouteHead):
     """A head serving the Unix-socket route: outside clients reach this application's heads.
 
     kwargs (from add_process): ``path`` (required), ``socket_mode`` (0o600; add_process's own
     ``mode`` is thread or process), ``group`` (name or gid, None), ``max_frame`` (bytes,
     :data:`MAX_FRAME`), ``route`` ('uds'), ``remote`` (client names the application's heads
-    may send to without ``via``), ``transport_thread`` (False, see below).
+    may send to without ``via``), ``transport_thread`` (False, see below), and the limits of
+    :class:`~.connection.Limits`: ``max_connections`` (256), ``max_buffered`` (64 MiB),
+    ``max_pending`` (16 MiB), ``linger`` (2 s), ``allowed_uids`` (None: any the file's mode
+    lets in).
 
     Inbound frames go to the head named in ``recipient`` with ``route='uds'`` and
     ``via=<this head>``; replies come back here and go out to the client that last sent as
@@ -76,6 +89,7 @@ class UnixSocketServerHead(RouteHead):
         if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
             raise ConfigurationError(f'socket_mode must be permission bits such as 0o600, '
                                      f'not {mode!r}')
+        _limits(kwargs)
         return super().configure(kwargs)
 
     def open_transport(self) -> None:
@@ -85,7 +99,7 @@ class UnixSocketServerHead(RouteHead):
             _check_path(type(self), kw), self._on_frame, route=self.route,
             mode=kw.get('socket_mode', 0o600), group=kw.get('group'),
             max_frame=kw.get('max_frame', MAX_FRAME), poison_pill=self.runtime.poison_pill,
-            hold_timeout=self.runtime.send_timeout)
+            hold_timeout=self.runtime.send_timeout, limits=_limits(kw))
         # By default no thread of its own: the server's sockets are watched by this head's
         # inbox, so its I/O runs in the head's thread, one thread hop fewer each way.
         self.server.start(loop=None if kw.get('transport_thread', False) else self.runtime.inbox)

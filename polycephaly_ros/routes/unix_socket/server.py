@@ -1,17 +1,26 @@
 """The Unix-socket route's server transport: serve JSON envelopes to many clients, one loop.
 
 Frames are newline-delimited JSON (:mod:`polycephaly_ros.routes.framing`); the socket file
-and its permissions are :mod:`~polycephaly_ros.routes.unix_socket.socket_file`'s business.
+and its permissions are :mod:`.socket_file`'s business, what is kept per client and the
+limits on it :mod:`.connection`'s.
 
 Security rules:
 
 * Frames are JSON only and decoded by :func:`polycephaly_ros.codec.decode`: nothing is
-  ever unpickled, control subjects (``polycephaly.*``) and the poison pill are refused, and
-  ``route`` is always set by the server.
+  ever unpickled, headers are checked once (codec.py), control subjects (``polycephaly.*``)
+  and the poison pill are refused, and ``route`` is always set by the server.
 * A bad frame (malformed, wrong headers, refused subject, longer than ``max_frame``) is
-  answered with an error frame on its own connection and logged; the connection stays open
-  and no other client is affected. Once :data:`MAX_PENDING` bytes wait for a client that
-  does not read, ``send()`` to it raises :class:`QueueFull` and its error frames are dropped.
+  answered with an error frame on its own connection and logged, a few lines per period; the
+  connection stays open and no other client is affected.
+* Who a client is comes from the kernel (``SO_PEERCRED``), logged when it connects;
+  ``allowed_uids`` turns away everyone else. A client is known by the ``sender`` of its
+  frames; a name another live connection holds cannot be claimed (error frame).
+* Clients cannot make the server hold more than :class:`~.connection.Limits` say: at most
+  ``max_connections`` at once, ``max_buffered`` bytes of unfinished or waiting frames in all
+  (over it: error frame and close), ``max_pending`` bytes of replies per client (over it:
+  sends to it raise :class:`QueueFull`, its error frames are dropped).
+* A client that shuts down its write side after its last request keeps its connection for
+  writing until every reply it is owed is written, or ``linger`` seconds passed.
 
 Transport only: the server calls ``on_envelope(envelope, client_id)`` from the one thread that
 runs its loop (client ids are ints from 1, never reused by a server); if it raises, the client
@@ -40,47 +49,24 @@ import os
 import socket
 import threading
 import time
-from collections import deque
 from typing import Any, Callable
 
 from ... import codec
+from ...errors import ConfigurationError, EnvelopeError, PolycephalyError, QueueFull, StateError
 from ...loop import Loop
-from ...errors import (
-    ConfigurationError,
-    EnvelopeError,
-    PolycephalyError,
-    QueueFull,
-    RecipientUnavailable,
-    StateError,
-    UnknownRecipient,
-)
-from ..framing import MAX_FRAME, READ_SIZE, LineSplitter, encode_frame
+from ...throttle import Throttle
+from ..framing import MAX_FRAME, READ_SIZE, encode_frame
 from . import socket_file
+from .clients import Clients
+from .connection import Connection, Limits, Peer
 
-#: Most bytes that may wait to be written to one connection before sends to it are refused.
-MAX_PENDING = 16 << 20
+#: Most bytes that may wait to be written to one connection by default (Limits.max_pending).
+MAX_PENDING = Limits.max_pending
 #: Seconds between offers of a frame whose recipient's queue was full.
 HOLD_RETRY = 0.002
 _log = logging.getLogger(__name__)
 
 ServerCallback = Callable[[dict[str, Any], int], None]
-
-
-class _Conn:
-    """One accepted client connection (its mutable fields are guarded by the server lock)."""
-
-    def __init__(self, client_id: int, sock: socket.socket, max_frame: int) -> None:
-        self.id = client_id
-        self.sock = sock
-        self.lines = LineSplitter(max_frame)
-        self.out = bytearray()
-        self.names: set[str] = set()
-        self.writing = False
-        self.closed = False
-        #: Frames read but not taken yet (None: an over-long one), oldest first; while any
-        #: wait, the connection is not watched (so not read).
-        self.held: deque[bytes | None] = deque()
-        self.held_since = 0.0  # when the oldest held frame was first refused
 
 
 class UnixSocketServer:
@@ -97,6 +83,7 @@ class UnixSocketServer:
         max_frame: int = MAX_FRAME,
         poison_pill: str | None = None,
         hold_timeout: float = 2.0,
+        limits: Limits | None = None,
     ) -> None:
         if not 0 <= mode <= 0o777:
             raise ConfigurationError(f'mode must be permission bits 0..0o777, not {mode:#o}')
@@ -108,17 +95,16 @@ class UnixSocketServer:
         self.gid = None if group is None else socket_file.group_id(group)
         self.max_frame = max_frame
         self.hold_timeout = hold_timeout
+        self.limits = limits or Limits()
         self._on_envelope = on_envelope
         self._poison_pill = poison_pill
-        self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._conns: dict[int, _Conn] = {}
-        self._names: dict[str, int] = {}
-        self._dirty: set[_Conn] = set()
+        self._clients = Clients(self.path, self.limits, self._wake)
         self._thread: threading.Thread | None = None
         self._threaded = True
         self._stopping = False
         self._inode: socket_file.FileId | None = None
+        self._throttle = Throttle(_log)
 
     # -- public API, any thread ------------------------------------------------------
     def start(self, *, loop: Loop | None = None) -> None:
@@ -165,39 +151,15 @@ class UnixSocketServer:
 
     def clients(self) -> list[int]:
         """Return the ids of the connected clients."""
-        with self._lock:
-            return list(self._conns)
+        return self._clients.ids()
 
     def send(self, client_id: int, envelope: dict[str, Any]) -> None:
         """Queue an envelope to one client; raise RecipientUnavailable if it is gone."""
-        data = encode_frame(envelope)
-        with self._lock:
-            conn = self._conns.get(client_id)
-            if conn is None:
-                raise RecipientUnavailable(f'client {client_id} of {self.path} is not connected')
-            if len(conn.out) + len(data) > MAX_PENDING:
-                raise QueueFull(f'client {client_id} of {self.path} is not reading its replies')
-            sent = 0
-            if not conn.out:  # nothing queued before it: write now, from this thread
-                try:
-                    sent = conn.sock.send(data)
-                except BlockingIOError:
-                    pass
-                except OSError as exc:  # the loop closes the connection when it sees it
-                    raise RecipientUnavailable(
-                        f'client {client_id} of {self.path} went away: {exc}') from None
-                if sent == len(data):
-                    return
-            conn.out += memoryview(data)[sent:]
-            self._dirty.add(conn)
-        self._wake()  # the loop writes the rest once the socket takes it
+        self._clients.send(client_id, envelope)
 
     def send_to_name(self, name: str, envelope: dict[str, Any]) -> None:
-        """Queue an envelope to the client that last sent as name."""
-        client_id = self._names.get(name.lower())  # (a dict read needs no lock)
-        if client_id is None:
-            raise UnknownRecipient(f'no client of {self.path} has sent as {name!r}')
-        self.send(client_id, envelope)
+        """Queue an envelope to the client that sends as name."""
+        self._clients.send_to_name(name, envelope)
 
     def __enter__(self) -> UnixSocketServer:
         """Start the server and return it."""
@@ -233,41 +195,61 @@ class UnixSocketServer:
                 pass
         except BlockingIOError:
             pass
-        with self._lock:
-            dirty, self._dirty = self._dirty, set()
-        for conn in dirty:
+        for conn in self._clients.take_dirty():
             self._flush(conn)
 
-    def _on_conn(self, conn: _Conn, _sock: socket.socket) -> None:
+    def _on_conn(self, conn: Connection, _sock: socket.socket) -> None:
         """Read what the client sent, then write what waits for it (readable or writable)."""
-        self._read(conn)
-        if conn.out and not conn.closed:
+        if not conn.half_closed:
+            self._read(conn)
+        if (conn.out or conn.half_closed) and not conn.closed:
             self._flush(conn)
 
     def _accept(self, _sock: socket.socket) -> None:
-        """Accept every waiting client and watch it."""
+        """Accept every waiting client and watch it, within the limits."""
+        limits = self.limits
         while True:
             try:
                 sock, _ = self._listener.accept()
             except BlockingIOError:
                 return
             except OSError as exc:
-                _log.warning('%s: cannot accept a client: %s', self.path, exc)
+                self._throttle.warning('accept', '%s: cannot accept a client: %s', self.path, exc)
                 return
             sock.setblocking(False)
-            conn = _Conn(next(self._ids), sock, self.max_frame)
-            with self._lock:
-                self._conns[conn.id] = conn
+            conn = Connection(next(self._ids), sock, self.max_frame, Peer.of(sock))
+            refusal = None
+            if limits.allowed_uids is not None and conn.peer.uid not in limits.allowed_uids:
+                refusal = f'uid {conn.peer.uid} may not connect to {self.path}'
+            elif len(self._clients) >= limits.max_connections:
+                refusal = f'{self.path} already serves {limits.max_connections} clients'
+            if refusal is not None:
+                self._throttle.warning('refused', '%s: refused client %d (pid %d, uid %d): %s',
+                                       self.path, conn.id, conn.peer.pid, conn.peer.uid, refusal)
+                self._turn_away(conn, refusal)
+                continue
+            self._clients.add(conn)
             self._watch(conn)
-            _log.debug('%s: client %d connected', self.path, conn.id)
+            self._throttle.log(logging.INFO, 'connected', '%s: client %d connected (pid %d, uid '
+                               '%d, gid %d)', self.path, conn.id, conn.peer.pid, conn.peer.uid,
+                               conn.peer.gid)
 
-    def _watch(self, conn: _Conn) -> None:
+    @staticmethod
+    def _turn_away(conn: Connection, reason: str) -> None:
+        """Tell a client why it is not served, and close its connection."""
+        try:
+            conn.sock.send(encode_frame(codec.error_envelope(reason)))
+        except OSError:
+            pass
+        conn.sock.close()
+
+    def _watch(self, conn: Connection) -> None:
         """Watch a connection for reading, and for writing while output waits."""
         self._loop.watch(conn.sock, functools.partial(self._on_conn, conn))
         if conn.writing:
-            self._loop.set_writable(conn.sock, True)
+            self._loop.set_interest(conn.sock, True, True)
 
-    def _read(self, conn: _Conn) -> None:
+    def _read(self, conn: Connection) -> None:
         """Read once from a client and deliver (or hold) the frames that completes."""
         if conn.closed:
             return
@@ -276,32 +258,57 @@ class UnixSocketServer:
         except BlockingIOError:
             return
         except OSError:
-            data = b''
-        if not data:
             self._close(conn)
+            return
+        if not data:
+            self._end_of_requests(conn)
             return
         lines = conn.lines
         end = len(data) - 1
         if (data[:1] == b'{' and data.find(b'\n') == end and end <= self.max_frame
-                and not lines.partial):  # the usual case: one whole frame
+                and not lines.partial and not conn.held):  # the usual case: one whole frame
             line = data[:end]
             if not self._deliver(conn, line, final=False):
                 self._hold(conn, line)
+            self._account(conn)
             return
         for line in lines.feed(data):
             if conn.held:
                 conn.held.append(line)
             elif not self._deliver(conn, line, final=False):
                 self._hold(conn, line)
+        self._account(conn)
 
-    def _hold(self, conn: _Conn, line: bytes | None) -> None:
+    def _account(self, conn: Connection) -> None:
+        """Count the client's unfinished and held frames; close it if all clients hold too much."""
+        if self._clients.account(conn) and not conn.closed:
+            reason = (f'the server holds {self.limits.max_buffered} bytes of unfinished or '
+                      f'waiting frames at most; this connection is closed')
+            self._throttle.warning('buffered', '%s: client %d: %s', self.path, conn.id, reason)
+            self._reject(conn, reason, None)
+            self._flush(conn)
+            self._close(conn)
+
+    def _end_of_requests(self, conn: Connection) -> None:
+        """The client shut down its write side: close once the replies it is owed are out."""
+        if conn.held or (not conn.owed and not conn.out) or self.limits.linger == 0:
+            if conn.held:  # (they can still be delivered: their replies go out after)
+                conn.half_closed = True
+                return
+            self._close(conn)
+            return
+        conn.half_closed = True
+        self._loop.set_interest(conn.sock, False, bool(conn.out))
+        self._loop.call_later(self.limits.linger, lambda: self._close(conn))
+
+    def _hold(self, conn: Connection, line: bytes | None) -> None:
         """Keep a frame whose recipient is full (and every later one); read no more meanwhile."""
         conn.held.append(line)
         conn.held_since = time.monotonic()
         self._loop.unwatch(conn.sock)
         self._loop.call_later(HOLD_RETRY, lambda: self._offer_held(conn))
 
-    def _offer_held(self, conn: _Conn) -> None:
+    def _offer_held(self, conn: Connection) -> None:
         """Offer the held frames again, in order; watch the client again once all are taken."""
         held = conn.held
         while held and not conn.closed:
@@ -313,12 +320,16 @@ class UnixSocketServer:
             conn.held_since = time.monotonic()
         if conn.closed:
             return
+        self._account(conn)
         if conn.out:
             self._flush(conn)  # error frames written meanwhile (may find the client gone)
         if not held and not conn.closed:
             self._watch(conn)
+            if conn.half_closed:
+                conn.half_closed = False
+                self._end_of_requests(conn)
 
-    def _deliver(self, conn: _Conn, line: bytes | None, final: bool) -> bool:
+    def _deliver(self, conn: Connection, line: bytes | None, final: bool) -> bool:
         """Decode a frame and hand it to on_envelope; False if it must wait (and not final).
 
         None stands for an over-long frame: it is answered with an error frame.
@@ -335,13 +346,10 @@ class UnixSocketServer:
                 original = None
             self._reject(conn, str(exc), original)
             return True
-        sender = envelope.get('sender')
-        if isinstance(sender, str) and sender:
-            name = sender.lower()
-            if self._names.get(name) != conn.id:  # (a dict read needs no lock)
-                with self._lock:
-                    self._names[name] = conn.id
-                    conn.names.add(name)
+        if not self._clients.claim(conn, envelope['sender'].lower()):
+            self._reject(conn, f'sender {envelope["sender"]!r} is the name of another client '
+                               f'of {self.path}', envelope)
+            return True
         try:
             self._on_envelope(envelope, conn.id)
         except QueueFull as exc:
@@ -353,56 +361,38 @@ class UnixSocketServer:
         except Exception:
             _log.exception('%s: on_envelope failed for client %d', self.path, conn.id)
             self._reject(conn, 'not delivered: internal error', envelope)
+        else:
+            conn.owe(envelope['threadid'])
         return True
 
-    def _reject(self, conn: _Conn, reason: str, original: dict[str, Any] | None) -> None:
+    def _reject(self, conn: Connection, reason: str, original: dict[str, Any] | None) -> None:
         """Log a refused frame and queue an error frame about it to its client."""
-        _log.warning('%s: rejected a frame from client %d: %s', self.path, conn.id, reason)
-        frame = encode_frame(codec.error_envelope(reason, original))
-        with self._lock:
-            if len(conn.out) + len(frame) > MAX_PENDING:
-                _log.warning('%s: client %d reads too slowly; error frame dropped',
-                             self.path, conn.id)
-                return
-            conn.out += frame
-            self._dirty.add(conn)
+        self._throttle.warning('rejected', '%s: rejected a frame from client %d: %s', self.path,
+                               conn.id, reason)
+        if not self._clients.queue(conn, encode_frame(codec.error_envelope(reason, original))):
+            self._throttle.warning('slow reader', '%s: client %d reads too slowly; error frame '
+                                   'dropped', self.path, conn.id)
 
-    def _flush(self, conn: _Conn) -> None:
+    def _flush(self, conn: Connection) -> None:
         """Write what waits for a client; watch for writability while some is left."""
-        with self._lock:
-            if conn.closed:
-                return
-            try:
-                sent = conn.sock.send(conn.out) if conn.out else 0
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                sent = -1
-            if sent > 0:
-                del conn.out[:sent]
-            pending = bool(conn.out)
-        if sent < 0:
-            self._close(conn)
+        if conn.closed:
+            return
+        failed, pending = self._clients.write(conn)
+        if failed or (conn.half_closed and not pending and not conn.owed and not conn.held):
+            self._close(conn)  # (gone, or a half-closed client got everything it was owed)
         elif pending != conn.writing:
             conn.writing = pending
             if not conn.held:  # (a held connection is not watched: _watch() sets it later)
-                self._loop.set_writable(conn.sock, pending)
+                self._loop.set_interest(conn.sock, not conn.half_closed, pending)
 
-    def _close(self, conn: _Conn) -> None:
+    def _close(self, conn: Connection) -> None:
         """Forget a client and close its connection."""
-        with self._lock:
-            if conn.closed:
-                return
-            conn.closed = True
-            del self._conns[conn.id]
-            self._dirty.discard(conn)
-            for name in conn.names:
-                if self._names.get(name) == conn.id:
-                    del self._names[name]
+        if not self._clients.remove(conn):
+            return
         if conn.held:
-            _log.warning('%s: %d frame(s) from client %d were never delivered: their recipient '
-                         'stayed full until the connection closed', self.path, len(conn.held),
-                         conn.id)
+            self._throttle.warning('never delivered', '%s: %d frame(s) from client %d were never '
+                                   'delivered: their recipient stayed full until the connection '
+                                   'closed', self.path, len(conn.held), conn.id)
         else:
             self._loop.unwatch(conn.sock)
         conn.sock.close()
@@ -410,7 +400,7 @@ class UnixSocketServer:
 
     def _close_all(self) -> None:
         """Close every connection and the listener, and remove the socket file."""
-        for conn in list(self._conns.values()):
+        for conn in self._clients:
             try:
                 conn.sock.send(conn.out)  # best effort: what is already queued
             except OSError:

@@ -1,0 +1,45 @@
+"""An application serving a Unix socket: python uds_server_app.py PATH [KEY=VALUE ...].
+
+Its heads: ``uds_server`` (UnixSocketServerHead on PATH; KEY=VALUE pairs are its kwargs, as
+Python literals, e.g. ``max_buffered=16777216`` or ``socket_mode=0o666``) and ``echo``, a
+RouteEcho process head. Runs without ROS; prints ``ready`` once both run.
+"""
+
+import ast
+import logging
+import sys
+
+from heads import RouteEcho
+from polycephaly_ros import Application, Process
+from polycephaly_ros.routes.unix_socket import UnixSocketServerHead
+
+
+class Main(Process):
+    """Say 'ready' once every head runs."""
+
+    def birth(self) -> None:
+        self.said = False
+
+    def life(self) -> None:
+        if not self.said and all(h['state'] == 'running' for h in self.application.status()):
+            print('ready', flush=True)
+            self.said = True
+        self.mailman()
+
+
+class ServerApp(Application):
+    """The socket route head and an echo process head."""
+
+    def __init__(self, path: str, options: dict) -> None:
+        super().__init__(Main, ros=False)
+        self.path, self.options = path, options
+
+    def build(self) -> None:
+        self.add_process(UnixSocketServerHead, name='uds_server', path=self.path, **self.options)
+        self.add_process(RouteEcho, name='echo', mode='process')
+
+
+if __name__ == '__main__':
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    options = {k: ast.literal_eval(v) for k, v in (a.split('=', 1) for a in sys.argv[2:])}
+    sys.exit(ServerApp(sys.argv[1], options).run())
