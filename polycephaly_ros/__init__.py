@@ -2,7 +2,8 @@
 
 from . import compat
 from .application import Application
-from .errors import (ConfigurationError, EnvelopeError, NoReply, NotSerializable, PolycephalyError,
+from .errors import (EXIT_CONFIG, ConfigurationError, EnvelopeError, NoReply, NotSerializable,
+                     PolycephalyError,
                      QueueFull, RecipientUnavailable, RosError, StateError, UnknownHead,
                      UnknownRecipient, Unreachable)
 from .filters import message_filter
@@ -14,4 +15,5 @@ __all__ = [
     'Application', 'Process', 'message_filter', 'PolycephalyError', 'ConfigurationError',
     'EnvelopeError', 'NotSerializable', 'UnknownRecipient', 'RecipientUnavailable',
     'Unreachable', 'QueueFull', 'NoReply', 'UnknownHead', 'StateError', 'RosError',
+    'EXIT_CONFIG',
 ]

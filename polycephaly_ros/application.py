@@ -24,7 +24,7 @@ from . import directory as dirs
 from . import envelope as env
 from . import restart as restart_policy
 from .bus import Bus
-from .errors import ConfigurationError, StateError
+from .errors import EXIT_CONFIG, ConfigurationError, StateError
 from .head import Process, check_frequency
 from .inbox import Inbox
 from .routes.base import RouteHead
@@ -185,8 +185,8 @@ class Application:
     def run(self) -> int:
         """Build, start the heads, run the main head in this thread until the end; return exit code.
 
-        Returns 0 after an orderly stop, 1 after an emergency brake or a failure (see
-        ``reason``). Raises StateError when called twice, ConfigurationError for a bad head.
+        Returns 0 after an orderly stop, 1 after an emergency brake or a failure, 78
+        (EXIT_CONFIG) when a head cannot run as configured (see ``reason``). Raises StateError when called twice, ConfigurationError for a bad head.
         """
         if self._started:
             raise StateError('an Application runs once; make a new one')
@@ -250,7 +250,7 @@ class Application:
             error = runtime.run(after_birth=self._supervisor.start_autostart,
                                 before_death=self._stop_heads)
             if error is not None:
-                self.exit_code = 1
+                self.exit_code = EXIT_CONFIG if runtime.fatal else 1
                 self.reason = self.reason or f'the main head failed: {error.strip().splitlines()[-1]}'
                 _log.error('the main head failed:\n%s', error)
         if self.reason:
@@ -299,9 +299,9 @@ class Application:
         elif subject == self.poison_pill:
             self.shutdown(f'poison pill from {envelope.get("sender")!r}')
 
-    def _brake(self, reason: str) -> None:
+    def _brake(self, reason: str, code: int = 1) -> None:
         self._everyone = True
-        self.exit_code = 1
+        self.exit_code = code
         self.reason = reason
         self.shutdown(reason)
 

@@ -70,7 +70,16 @@ class NoReply(PolycephalyError, TimeoutError):
 
 
 class ConfigurationError(PolycephalyError, ValueError):
-    """An application or head was configured with an invalid value."""
+    """An application or head was configured with an invalid value.
+
+    Raised while a head runs (a socket path another server holds, say), it ends the
+    application instead of restarting the head, since a restart cannot fix it: run() returns
+    :data:`EXIT_CONFIG`.
+    """
+
+
+#: What Application.run() returns when a ConfigurationError stopped it (sysexits' EX_CONFIG).
+EXIT_CONFIG = 78
 
 
 class UnknownHead(PolycephalyError, LookupError):

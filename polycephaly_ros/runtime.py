@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import envelope as env
 from .bus import Bus
-from .errors import NoReply, StateError
+from .errors import ConfigurationError, NoReply, StateError
 from .inbox import Inbox
 
 if TYPE_CHECKING:
@@ -115,6 +115,8 @@ class HeadRuntime:
         self._close_error: str | None = None
         #: The subjects of the envelopes accepted but not handled, once the head ended.
         self.unhandled: list[Any] = []
+        #: The head ended on a ConfigurationError: restarting it cannot help.
+        self.fatal = False
 
     # -- the interface of bridges and routes ---------------------------------------------
     @property
@@ -195,8 +197,9 @@ class HeadRuntime:
         except NoReply:
             if not head.stopping:
                 error = traceback.format_exc()
-        except BaseException:
+        except BaseException as exc:
             error = traceback.format_exc()
+            self.fatal = isinstance(exc, ConfigurationError)
         if before_death is not None:
             try:
                 before_death()
@@ -261,12 +264,12 @@ def announce_birth(bus: Bus, settings: Settings, name: str, generation: int) -> 
 
 
 def report_exit(bus: Bus, settings: Settings, name: str, generation: int,
-                error: str | None, unhandled: list | None = None) -> None:
+                error: str | None, unhandled: list | None = None, fatal: bool = False) -> None:
     """Tell the main head that a sub-head ended, how, and what it left unhandled."""
     try:
         bus.post(env.make(name, settings.main, env.EXITED,
                           {'generation': generation, 'error': error,
-                           'unhandled': unhandled or []}), control=True)
+                           'unhandled': unhandled or [], 'fatal': fatal}), control=True)
     except Exception:
         _log.exception('head %r could not report its end to %r', name, settings.main)
 
@@ -278,7 +281,7 @@ def run_thread_head(spec: HeadSpec, inbox: Inbox, frequency: float, generation: 
                           frequency=frequency, args=spec.args, kwargs=spec.kwargs, host=host,
                           generation=generation, keep_inbox=True, let_it_crash=spec.let_it_crash)
     error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation))
-    report_exit(bus, settings, spec.name, generation, error, runtime.unhandled)
+    report_exit(bus, settings, spec.name, generation, error, runtime.unhandled, runtime.fatal)
 
 
 def run_process_head(spec: HeadSpec, frequency: float, generation: int, directory: Any,
@@ -292,6 +295,7 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
                   poison_pill=settings.poison_pill)
     host = None
     unhandled: list = []
+    fatal = False
     try:
         from .ros.host import RclpyHost
 
@@ -301,10 +305,10 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
                               kwargs=spec.kwargs, host=host, generation=generation,
                               let_it_crash=spec.let_it_crash)
         error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation))
-        unhandled = runtime.unhandled
+        unhandled, fatal = runtime.unhandled, runtime.fatal
     except BaseException:
         error = traceback.format_exc()
-    report_exit(bus, settings, spec.name, generation, error, unhandled)
+    report_exit(bus, settings, spec.name, generation, error, unhandled, fatal)
     try:
         if host is not None:
             host.shutdown()

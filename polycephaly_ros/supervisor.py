@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import envelope as env
 from .bus import Bus
 from .directory import Directory
-from .errors import StateError, UnknownHead
+from .errors import EXIT_CONFIG, StateError, UnknownHead
 from .head import Process
 from .inbox import Inbox
 from .reclaim import Loss, nothing_held, reclaim
@@ -86,7 +86,7 @@ class Supervisor:
     def __init__(self, specs: dict[str, HeadSpec], *, directory: Directory, listeners: dict,
                  bus: Bus, main_inbox: Inbox, host: RclpyHost | None, settings: Settings,
                  start_method: str, global_frequency: Callable[[], float],
-                 give_up: Callable[[str], None],
+                 give_up: Callable[[str, int], None],
                  should_stop: Callable[[], bool] = lambda: False) -> None:
         self.handles = {
             name: _Handle(spec, RestartPolicy(spec.restart, spec.max_restarts,
@@ -309,7 +309,8 @@ class Supervisor:
             handle.state = 'stopped'
             return
         error = body.get('error')
-        self._on_exit(handle, error is not None, error, Loss(body.get('unhandled') or []))
+        self._on_exit(handle, error is not None, error, Loss(body.get('unhandled') or []),
+                      bool(body.get('fatal')))
 
     def _on_sentinel(self, handle: _Handle, process: Any) -> None:
         self._main_inbox.unwatch(process.sentinel)
@@ -332,10 +333,10 @@ class Supervisor:
                             self._settings.poison_pill)
             loss.recovered += taken.recovered
             loss.vanished += taken.vanished
-        self._on_exit(handle, failed, error, loss)
+        self._on_exit(handle, failed, error, loss, bool(body.get('fatal')))
 
     def _on_exit(self, handle: _Handle, failed: bool, error: str | None,
-                 loss: Loss | None = None) -> None:
+                 loss: Loss | None = None, fatal: bool = False) -> None:
         name = handle.spec.name
         handle.state = 'stopped'
         handle.exits += 1
@@ -356,7 +357,10 @@ class Supervisor:
             _log.error('head %r failed: %s', name, (error or '').rstrip())
         else:
             _log.info('head %r ended', name)
-        if handle.policy.wants(failed):
+        if fatal:  # a configuration error: starting it again cannot help
+            self._give_up(f'head {name!r} cannot run as configured: '
+                          f'{(error or "").strip().splitlines()[-1]}', EXIT_CONFIG)
+        elif handle.policy.wants(failed):
             self._schedule_restart(handle)
 
     def _schedule_restart(self, handle: _Handle) -> None:
@@ -366,7 +370,7 @@ class Supervisor:
         if delay is None:
             self._give_up(f'head {spec.name!r} needed more than {spec.max_restarts} restart(s) '
                           f'within {spec.restart_window:g} s; last error: '
-                          f'{(handle.last_error or "none").strip().splitlines()[-1]}')
+                          f'{(handle.last_error or "none").strip().splitlines()[-1]}', 1)
             return
         handle.state, handle.restart_at = 'restarting', now + delay
         _log.warning('restarting head %r in %.2f s (%d of at most %d within %g s)', spec.name,

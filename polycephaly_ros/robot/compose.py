@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Sequence
 
+from ..errors import EXIT_CONFIG
 from . import cli
 from . import config as cfg
 
@@ -53,6 +54,7 @@ class Composition:
         self.children: dict[str, subprocess.Popen] = {}
         self.stopping = threading.Event()
         self.signal_received: int | None = None
+        self.exit_code: int | None = None  # set when the composition must end with it
         self.service_starts = 0
 
     def start(self, name: str) -> subprocess.Popen:
@@ -116,7 +118,11 @@ class Composition:
 
     def _service_died(self, service: subprocess.Popen) -> None:
         _log.error('the service exited (code %s)', service.returncode)
-        if not self.settings['restart_service']:
+        if service.returncode == EXIT_CONFIG:
+            _log.error('the service cannot run as configured (see its log above): not '
+                       'restarting it; stopping')
+            self.exit_code = EXIT_CONFIG
+        if not self.settings['restart_service'] or service.returncode == EXIT_CONFIG:
             self.children['touchscreen'].send_signal(signal.SIGTERM)
             self.stopping.set()
             return
@@ -143,6 +149,8 @@ class Composition:
         touchscreen = self.children['touchscreen'].returncode
         service = self.children['service'].returncode
         _log.info('stopped: touchscreen exit code %s, service exit code %s', touchscreen, service)
+        if self.exit_code is not None:
+            return self.exit_code
         if self.signal_received is not None:
             return 0 if touchscreen in (0, -self.signal_received) else 1
         return touchscreen if touchscreen and touchscreen > 0 else (1 if touchscreen else 0)

@@ -282,7 +282,13 @@ def parse_override(text: str) -> dict:
 
 # -- derived values --------------------------------------------------------------------------
 def socket_path(config: dict) -> str:
-    """Return the Unix socket path of the service (robot.socket_path, or a per-user default)."""
+    """Return the Unix socket path of the service (robot.socket_path, or a per-user default).
+
+    The default is per user and per namespace, so two robots on one machine never share it:
+    ``$XDG_RUNTIME_DIR/polycephaly/<namespace>/robot.sock``, or without XDG_RUNTIME_DIR
+    ``<temp dir>/polycephaly-<uid>/<namespace>/robot.sock`` (the server checks the directory
+    is this user's and nobody else's).
+    """
     path = config['robot']['socket_path']
     if path:
         return os.path.expanduser(path)
@@ -291,7 +297,8 @@ def socket_path(config: dict) -> str:
         base = os.path.join(runtime, 'polycephaly')
     else:
         base = os.path.join(tempfile.gettempdir(), f'polycephaly-{os.getuid()}')
-    return os.path.join(base, 'robot.sock')
+    namespace = config['robot']['namespace'].strip('/').replace('/', '.') or 'root'
+    return os.path.join(base, namespace, 'robot.sock')
 
 
 def socket_mode(config: dict) -> int:

@@ -59,7 +59,15 @@ def via_headers(config: dict) -> dict[str, str]:
 
 
 def _prepare_directory(path: str) -> None:
-    directory = os.path.dirname(path)
-    if directory and not os.path.isdir(directory):
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+    """Make the socket's directory and the ones above it that do not exist, private (0700)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    missing = []
+    while not os.path.lexists(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:  # (made meanwhile: the server checks whose it is)
+            pass
 

@@ -183,6 +183,11 @@ class TouchscreenMain(RobotHead):
         if not result['ok']:
             self._set_reachable(False, result['error'])
             return
+        theirs = (result['body'] or {}).get('namespace')
+        if theirs != self.application.namespace:  # never take another robot's service for ours
+            self._set_reachable(False, f'the service that answered belongs to another robot '
+                                       f'(namespace {theirs!r}, not {self.application.namespace!r})')
+            return
         self.status = result['body']
         self.exchanges['status'] += 1
         self._set_reachable(True, '')
@@ -197,7 +202,6 @@ class TouchscreenMain(RobotHead):
     def _set_reachable(self, reachable: bool, reason: str) -> None:
         if reachable == self.reachable and (reachable or reason == self.unreachable_reason):
             return
-        was = self.reachable
         self.reachable = reachable
         self.unreachable_reason = reason
         if reachable:
@@ -206,7 +210,7 @@ class TouchscreenMain(RobotHead):
                              f'{self.section["transport"]})', service_pid=pid)
             self.subscribed = False
             self.request('subscribe', 'subscribe', via=POLL)
-        elif was is not False:
+        else:  # (also when only the reason changed: say why now)
             self.events.emit('unreachable', f'service unreachable: {reason}', error=reason)
 
     @message_filter(subject='link_changed')

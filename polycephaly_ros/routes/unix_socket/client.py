@@ -4,7 +4,9 @@
 :class:`~polycephaly_ros.routes.unix_socket.server.UnixSocketServer` (or any server speaking
 the same newline-delimited JSON, :mod:`polycephaly_ros.routes.framing`) and reconnects with
 doubling backoff, from ``backoff[0]`` up to ``backoff[1]`` seconds, whenever the connection
-is lost, until :meth:`~UnixSocketClient.close`.
+is lost, until :meth:`~UnixSocketClient.close`. It talks only to a server whose process runs
+as one of ``server_uids`` (this user and root by default), as the kernel says
+(``SO_PEERCRED``): a socket another user put in its place gets nothing.
 
 Frames from the server are checked like the server's (:func:`polycephaly_ros.codec.check`:
 JSON only, control subjects and the poison pill refused, ``route`` set here) and refused
@@ -26,13 +28,14 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from ... import codec
 from ...wire import send_within
 from ...envelope import new_id
 from ...errors import EnvelopeError, RecipientUnavailable, StateError
 from ..framing import MAX_FRAME, READ_SIZE, LineSplitter, encode_frame
+from .connection import Peer
 
 _log = logging.getLogger(__name__)
 
@@ -57,8 +60,12 @@ class UnixSocketClient:
         max_frame: int = MAX_FRAME,
         poison_pill: str | None = None,
         send_timeout: float = 2.0,
+        server_uids: Iterable[int] | None = None,
     ) -> None:
         self.path = os.fspath(path)
+        #: Whose server this client talks to (SO_PEERCRED): this user and root by default.
+        self.server_uids = frozenset(server_uids if server_uids is not None
+                                     else (os.getuid(), 0))
         self.name = name
         self.send_timeout = send_timeout
         self.reconnect = reconnect
@@ -167,9 +174,15 @@ class UnixSocketClient:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 sock.connect(self.path)
+                peer = Peer.of(sock)
+                if peer.uid not in self.server_uids:
+                    raise PermissionError(f'the server at {self.path} runs as uid {peer.uid} '
+                                          f'(pid {peer.pid}), not as one of '
+                                          f'{sorted(self.server_uids)}: not talking to it')
             except OSError as exc:
                 sock.close()
-                _log.debug('cannot connect to %s (%s); retrying in %.2f s', self.path, exc, delay)
+                log = _log.error if isinstance(exc, PermissionError) else _log.debug
+                log('cannot connect to %s (%s); retrying in %.2f s', self.path, exc, delay)
                 self._closing.wait(delay)
                 delay = min(delay * 2, longest)
                 continue

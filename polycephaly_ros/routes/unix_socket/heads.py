@@ -129,7 +129,8 @@ class UnixSocketClientHead(RouteHead):
     ``client_name`` (the name this connection answers to on the server for error frames
     about unreadable frames; default: this head's name), ``reconnect`` (True),
     ``backoff`` ((0.05, 2.0): first and longest delay between connection attempts, doubling),
-    ``max_frame`` (:data:`MAX_FRAME`), ``route`` ('uds').
+    ``max_frame`` (:data:`MAX_FRAME`), ``route`` ('uds'), ``server_uids`` (the uids the
+    server's process may run as; default: this user and root).
 
     Envelopes whose ``via`` is this head (or whose recipient is in ``remote``) go out over
     the socket; frames from the server go to local heads with ``route='uds'``. While the
@@ -169,7 +170,8 @@ class UnixSocketClientHead(RouteHead):
             _check_path(type(self), kw), self._on_frame, name=kw.get('client_name', self.name),
             reconnect=kw.get('reconnect', True), backoff=tuple(kw.get('backoff', (0.05, 2.0))),
             route=self.route, max_frame=kw.get('max_frame', MAX_FRAME),
-            poison_pill=self.runtime.poison_pill, send_timeout=self.runtime.send_timeout)
+            poison_pill=self.runtime.poison_pill, send_timeout=self.runtime.send_timeout,
+            server_uids=kw.get('server_uids'))
         self.client.start()
 
     def _on_frame(self, envelope: dict[str, Any]) -> None:

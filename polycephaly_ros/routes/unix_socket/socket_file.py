@@ -8,6 +8,8 @@ Security rules:
   place (a link, not a rename, so an existing file at the path is never replaced). No umask is
   changed, so other threads of the process are unaffected. The directory holding it should be
   just as tight.
+* The directory must be owned by this user (or root), not a symbolic link, and writable by
+  nobody else (:func:`check_directory`), or the server does not start.
 * A stale socket file (nobody listening) is replaced; a live server on the path, or a file
   that is not a socket, is a :class:`ConfigurationError` and is left alone.
 * On removal the file is unlinked only if it is still the one this server created, so a
@@ -44,6 +46,28 @@ def group_id(group: str | int) -> int:
         raise ConfigurationError(f'no group named {group!r}') from None
 
 
+def check_directory(directory: str) -> None:
+    """Raise ConfigurationError unless directory is safe to keep a socket in, as ssh-agent checks.
+
+    It must be a real directory (not a symbolic link) owned by this user or root, that nobody
+    else can write to: then nobody else can replace or remove a socket file in it.
+    """
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
+        raise ConfigurationError(f'the socket directory {directory} does not exist') from None
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise ConfigurationError(f'{directory} is not a directory (a symbolic link?); refusing '
+                                 'to keep a socket in it')
+    if st.st_uid not in (os.getuid(), 0):
+        raise ConfigurationError(f'the socket directory {directory} belongs to uid {st.st_uid}, '
+                                 f'not to this user ({os.getuid()}); refusing to use it')
+    if st.st_mode & 0o022:
+        raise ConfigurationError(f'others may write to the socket directory {directory} (mode '
+                                 f'{stat.S_IMODE(st.st_mode):04o}); use a directory only its '
+                                 'owner can write to, such as one of mode 0700')
+
+
 def claim(path: str) -> None:
     """Remove a stale socket file at path; raise if it is live or not a socket."""
     try:
@@ -73,8 +97,9 @@ def claim(path: str) -> None:
 
 def listen(path: str, mode: int, gid: int | None) -> tuple[socket.socket, FileId]:
     """Claim path and return a non-blocking listening socket there, with the file's identity."""
-    claim(path)
     parent = os.path.dirname(os.path.abspath(path))
+    check_directory(parent)
+    claim(path)
     private = tempfile.mkdtemp(prefix='.pcy-', dir=parent)  # 0700: nobody else gets in
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dir_fd = os.open(private, os.O_RDONLY | os.O_DIRECTORY)
