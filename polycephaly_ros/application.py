@@ -23,7 +23,7 @@ from typing import Any
 from . import directory as dirs
 from . import envelope as env
 from . import restart as restart_policy
-from .bus import Bus
+from .bus import MAX_ENVELOPE, Bus
 from .errors import EXIT_CONFIG, ConfigurationError, StateError
 from .head import Process, check_frequency
 from .inbox import Inbox
@@ -71,6 +71,7 @@ class Application:
         force_stop: bool = False,
         threads_timeout: float = 30.0,
         send_timeout: float = 2.0,
+        max_envelope: int = MAX_ENVELOPE,
         namespace: str = '',
         start_method: str = 'forkserver',
         ros: bool | None = None,
@@ -94,6 +95,10 @@ class Application:
             raise ConfigurationError(f'threads_timeout must be > 0 s, not {threads_timeout!r}')
         self.threads_timeout = float(threads_timeout)
         self.send_timeout = float(send_timeout)
+        if isinstance(max_envelope, bool) or not isinstance(max_envelope, int) or max_envelope < 1:
+            raise ConfigurationError(f'max_envelope must be a number of bytes >= 1, not '
+                                     f'{max_envelope!r}')
+        self.max_envelope = max_envelope
         self.namespace = namespace
         if start_method not in ('forkserver', 'spawn'):
             raise ConfigurationError(
@@ -205,7 +210,8 @@ class Application:
         fmt = next((h.formatter._fmt for h in root.handlers if h.formatter), None)
         settings = Settings(self.poison_pill, self.main_name, self.namespace, use_ros,
                             self.send_timeout, self.queue_type == 'priority',
-                            root.getEffectiveLevel(), fmt, self.threads_timeout)
+                            root.getEffectiveLevel(), fmt, self.threads_timeout,
+                            self.max_envelope)
         # Everything made below is closed in reverse order, however run() ends; rclpy last, as
         # its teardown may hang (and then ends the process) once nothing else is left to clean.
         with contextlib.ExitStack() as made:
@@ -229,7 +235,7 @@ class Application:
             made.callback(shutil.rmtree, rundir, True)
             for sock in listeners.values():
                 made.callback(sock.close)
-            bus = self.bus = Bus(directory, self.send_timeout)
+            bus = self.bus = Bus(directory, self.send_timeout, self.max_envelope)
             made.callback(bus.close)
             inbox = Inbox(listeners[self.main_name], directory[self.main_name].slots,
                           priority=settings.priority, poison_pill=self.poison_pill)

@@ -42,11 +42,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import wire
 from .directory import Address, Directory, give_back
-from .errors import NotSerializable, QueueFull, RecipientUnavailable, UnknownRecipient
+from .errors import (EnvelopeError, NotSerializable, QueueFull, RecipientUnavailable,
+                     UnknownRecipient)
 
 if TYPE_CHECKING:
     from .inbox import Inbox
 
+#: The largest envelope (pickled) a head sends by default: Application(max_envelope=...).
+MAX_ENVELOPE = 256 << 20
 #: A route head's outbound: sends the envelope out now and returns True, or returns False
 #: when the calling thread may not (then the envelope goes to the route head's inbox).
 SendOut = Callable[[dict], bool]
@@ -65,9 +68,11 @@ class _Link:
 class Bus:
     """Send envelopes from this process to any head, route or ROS inbox; see the module doc."""
 
-    def __init__(self, directory: Directory, send_timeout: float = 2.0) -> None:
+    def __init__(self, directory: Directory, send_timeout: float = 2.0,
+                 max_envelope: int = MAX_ENVELOPE) -> None:
         self.directory = directory
         self.send_timeout = send_timeout
+        self.max_envelope = max_envelope
         self._inboxes: dict[str, Inbox] = {}
         self._routes: dict[str, SendOut] = {}
         self._ros_bridge: Callable[[dict, bool], None] | None = None
@@ -166,6 +171,11 @@ class Bus:
                     f'envelope to {name!r} (subject {envelope.get("subject")!r}) cannot cross a '
                     f'process boundary: {type(exc).__name__}: {exc}'
                 ) from exc
+            if len(payload) > self.max_envelope:
+                raise EnvelopeError(
+                    f'envelope to {name!r} (subject {envelope.get("subject")!r}) is '
+                    f'{len(payload)} bytes; the application takes at most max_envelope='
+                    f'{self.max_envelope}')
         wait = self.send_timeout if timeout is None else timeout
         slots = address.slots
         if not control:
@@ -184,13 +194,13 @@ class Bus:
             inbox.push(payload, counted)
             return
         try:
-            self._write(address, wire.frame(payload, counted), max(wait, 1.0))
+            self._write(address, payload, counted, max(wait, 1.0))
         except BaseException:
             if not control:
                 give_back(slots)
             raise
 
-    def _write(self, address: Address, frame: bytes, timeout: float) -> None:
+    def _write(self, address: Address, payload: bytes, counted: int, timeout: float) -> None:
         link = self._links.get(address.name)
         if link is None:
             with self._links_lock:
@@ -201,12 +211,7 @@ class Bus:
                 if sock is None:
                     sock = link.sock = wire.connect(address.path, address.name)
                 try:
-                    try:
-                        sent = sock.send(frame)
-                    except BlockingIOError:
-                        sent = 0
-                    if sent < len(frame):
-                        wire.send_within(sock, memoryview(frame)[sent:], timeout)
+                    wire.send_frame(sock, payload, counted, timeout)
                     return
                 except (BrokenPipeError, ConnectionResetError) as exc:
                     # The head that had accepted this connection ended; its inbox lives on.

@@ -106,7 +106,7 @@ class Process:
         """Send an envelope and return it; extra keyword arguments become headers.
 
         Safe from any thread. Raises EnvelopeError (a reserved header or subject, a priority
-        that is not a number), UnknownRecipient (no head, route or ROS inbox has the name),
+        that is not a number, more than the application's max_envelope), UnknownRecipient (no head, route or ROS inbox has the name),
         RecipientUnavailable (the head is stopped, or a route cannot reach it), Unreachable
         (over ROS: no subscriber appeared within the send timeout), QueueFull (the queue
         stayed full for timeout, default the application's send_timeout) or NotSerializable.

@@ -36,6 +36,22 @@ _HEADER, _COUNTED = wire.HEADER, wire.COUNTED
 _log = logging.getLogger('polycephaly_ros.inbox')
 
 
+class _Large:
+    """A large envelope being read: its whole buffer, filled as its bytes come."""
+
+    __slots__ = ('payload', 'view', 'filled', 'flags')
+
+    def __init__(self, length: int, flags: int, start: memoryview) -> None:
+        self.payload = bytearray(length)
+        self.view = memoryview(self.payload)
+        self.filled = len(start)
+        self.view[:self.filled] = start
+        self.flags = flags
+
+    def __len__(self) -> int:
+        return self.filled + 5
+
+
 class Inbox(Loop):
     """A head's queue of envelopes, fed by its listening socket and by pushes in its process."""
 
@@ -51,13 +67,13 @@ class Inbox(Loop):
         super().__init__()
         self._slots = slots
         self._priority = priority
-        self.poison_pill = poison_pill
+        self.poison_pill: Any = poison_pill if poison_pill is not None else object()  # (none)
         self.on_control = on_control
         self._fifo: deque[tuple[int, dict]] = deque()
         self._controls: deque[dict] = deque()
         self._heap: list[tuple[Any, int, int, dict]] = []
         self._seq = itertools.count()
-        self._buffers: dict[int, bytes] = {}
+        self._buffers: dict[int, bytes | _Large] = {}  # per connection: what is unfinished
         self._recv_buffer = bytearray(_RECV)
         self._recv_view = memoryview(self._recv_buffer)
         #: (envelope or its pickle, counted) pushed by heads of this process; poll() takes them.
@@ -197,6 +213,10 @@ class Inbox(Loop):
 
     def _read(self, conn: socket.socket) -> None:
         fd = conn.fileno()
+        pending = self._buffers[fd]
+        if type(pending) is _Large:
+            self._read_large(conn, pending)
+            return
         try:
             # Into one reused buffer: a fresh 256 KiB bytes per recv() would cost an mmap and
             # an munmap (glibc's threshold) for every small envelope.
@@ -207,15 +227,8 @@ class Inbox(Loop):
             size = 0
         data = self._recv_view[:size].tobytes()
         if not data:
-            if self._buffers[fd]:
-                _log.warning('a sender closed its connection in the middle of an envelope '
-                             '(%d bytes discarded; that sender was told the send failed)',
-                             len(self._buffers[fd]))
-            self.unwatch(conn)
-            del self._buffers[fd]
-            conn.close()
+            self._hang_up(conn, len(pending))
             return
-        pending = self._buffers[fd]
         if pending:
             data = pending + data
         size = len(data)
@@ -226,10 +239,39 @@ class Inbox(Loop):
             length, flags = unpack(data, offset)
             end = offset + 5 + length
             if end > size:
+                if length > _RECV:  # a large envelope: read the rest straight into its place
+                    self._buffers[fd] = _Large(length, flags, view[offset + 5:])
+                    return
                 break
             self._arrive(pickle.loads(view[offset + 5:end]), flags & _COUNTED)
             offset = end
         self._buffers[fd] = data[offset:] if offset < size else b''
+
+    def _read_large(self, conn: socket.socket, large: _Large) -> None:
+        """Read more of a large envelope into its own buffer: linear, however large it is."""
+        try:
+            size = conn.recv_into(large.view[large.filled:])
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            size = 0
+        if not size:
+            self._hang_up(conn, large.filled + 5)
+            return
+        large.filled += size
+        if large.filled == len(large.payload):
+            self._buffers[conn.fileno()] = b''
+            self._arrive(pickle.loads(large.payload), large.flags & _COUNTED)
+
+    def _hang_up(self, conn: socket.socket, unfinished: int) -> None:
+        """A sender closed its connection: forget it."""
+        if unfinished:
+            _log.warning('a sender closed its connection in the middle of an envelope '
+                         '(%d bytes discarded; that sender was told the send failed)',
+                         unfinished)
+        self.unwatch(conn)
+        del self._buffers[conn.fileno()]
+        conn.close()
 
     def _arrive(self, envelope: dict, counted: int) -> None:
         subject = envelope.get('subject')

@@ -71,6 +71,7 @@ class Settings:
     log_level: int
     log_format: str | None
     start_timeout: float
+    max_envelope: int = 256 << 20
 
 
 class HeadRuntime:
@@ -290,7 +291,7 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
     _tie_to_supervisor(lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when heads stop
     logging.basicConfig(level=settings.log_level, format=settings.log_format)
-    bus = Bus(directory, settings.send_timeout)
+    bus = Bus(directory, settings.send_timeout, settings.max_envelope)
     inbox = Inbox(listener, directory[spec.name].slots, priority=settings.priority,
                   poison_pill=settings.poison_pill)
     host = None

@@ -24,11 +24,38 @@ from .errors import RecipientUnavailable
 HEADER = struct.Struct('!IB')
 #: Flag: the sender holds one of the recipient's queue slots for this envelope.
 COUNTED = 1
+#: Frames smaller than this are written as one buffer; larger ones as header and payload.
+_COPY_BELOW = 1 << 16
 
 
 def frame(payload: bytes, counted: int) -> bytes:
     """Return payload (a pickle) framed for an inbox socket."""
     return HEADER.pack(len(payload), counted) + payload
+
+
+def send_frame(sock: socket.socket, payload: bytes, counted: int, timeout: float) -> None:
+    """Write one frame within timeout seconds (see send_within); a large one is not copied."""
+    if len(payload) < _COPY_BELOW:
+        data = frame(payload, counted)
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            send_within(sock, memoryview(data)[sent:], timeout)
+        return
+    parts = (HEADER.pack(len(payload), counted), payload)
+    try:
+        sent = sock.sendmsg(parts, (), socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        sent = 0
+    deadline = time.monotonic() + timeout
+    for part in parts:
+        if sent >= len(part):
+            sent -= len(part)
+            continue
+        send_within(sock, memoryview(part)[sent:], max(deadline - time.monotonic(), 0.0))
+        sent = 0
 
 
 def listen(path: str) -> socket.socket:

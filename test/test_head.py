@@ -219,3 +219,31 @@ def test_a_filter_that_raises_is_answered_with_an_error_and_the_head_goes_on(mod
     assert status['state'] == 'running' and status['exits'] == 0 and status['errors'] == 1
     if mode == 'thread':  # (a process head logs in its own process)
         assert 'asked to crash: bad input' in caplog.text
+
+
+@pytest.mark.timeout(120)
+def test_two_hundred_megabytes_cross_to_a_process_head_within_the_send_timeout():
+    size = 200 << 20
+
+    def script(main):
+        body = b'x' * size
+        started = time.monotonic()
+        request = main.send('echo', 'size', body)  # raised QueueFull from 50 MB on, before
+        sent = time.monotonic() - started
+        reply = main.wait_for_reply(request, timeout=60)
+        return sent, time.monotonic() - started, reply['body']
+
+    sent, answered, length = run_script(script, [(Echo, {'mode': 'process'})],
+                                        send_timeout=2.0).outcome
+    print(f'\n200 MB to a process head: send() returned after {sent:.2f} s, answered after '
+          f'{answered:.2f} s')
+    assert length == size and sent < 2.0
+
+
+def test_an_envelope_over_max_envelope_fails_at_send_naming_the_limit():
+    def script(main):
+        with pytest.raises(EnvelopeError, match=r"'echo'.*max_envelope=1000"):
+            main.send('echo', 'size', b'x' * 2000)
+        return ask(main, 'echo', 'size', b'x' * 100)
+
+    assert run_script(script, [(Echo, {'mode': 'process'})], max_envelope=1000).outcome == 100

@@ -152,3 +152,19 @@ def test_close_is_idempotent_and_a_late_wake_is_harmless(make_inbox):
     inbox.close()
     inbox.close()
     inbox.wake()  # e.g. die() from another thread after the head ended
+
+
+def test_a_large_envelope_is_read_straight_into_its_own_buffer(make_inbox):
+    inbox, _, path = make_inbox()
+    sender = wire.connect(path, 'head')
+    body = os.urandom(1 << 20) * 20  # 20 MiB: far more than one read
+    thread = threading.Thread(target=wire.send_frame, args=(
+        sender, pickle.dumps({'subject': 'big', 'body': body}, 5), 0, 30.0))
+    thread.start()
+    try:
+        while not inbox.poll(10.0):
+            pass
+        assert inbox.get()['body'] == body
+    finally:
+        thread.join(30)
+        sender.close()

@@ -42,6 +42,10 @@ class Echo(Process):
             'forks_after_init': rclpy_host.forks_after_init(),
             'args': self.args, 'kwargs': self.kwargs, 'frequency': self.frequency()})
 
+    @message_filter(subject='size')
+    def size(self, message: dict) -> None:
+        self.reply(message, len(message['body']))
+
     @message_filter(subject='crash')
     def crash(self, message: dict) -> None:
         raise RuntimeError(f'asked to crash: {message["body"]}')
