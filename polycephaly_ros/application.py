@@ -72,6 +72,7 @@ class Application:
         threads_timeout: float = 30.0,
         send_timeout: float = 2.0,
         max_envelope: int = MAX_ENVELOPE,
+        private_shared_memory: bool = True,
         namespace: str = '',
         start_method: str = 'forkserver',
         ros: bool | None = None,
@@ -99,6 +100,9 @@ class Application:
             raise ConfigurationError(f'max_envelope must be a number of bytes >= 1, not '
                                      f'{max_envelope!r}')
         self.max_envelope = max_envelope
+        #: Make the Fast DDS shared-memory segments of this user's processes readable by this
+        #: user only (ros/shared_memory.py).
+        self.private_shared_memory = bool(private_shared_memory)
         self.namespace = namespace
         if start_method not in ('forkserver', 'spawn'):
             raise ConfigurationError(
@@ -211,7 +215,7 @@ class Application:
         settings = Settings(self.poison_pill, self.main_name, self.namespace, use_ros,
                             self.send_timeout, self.queue_type == 'priority',
                             root.getEffectiveLevel(), fmt, self.threads_timeout,
-                            self.max_envelope)
+                            self.max_envelope, self.private_shared_memory)
         # Everything made below is closed in reverse order, however run() ends; rclpy last, as
         # its teardown may hang (and then ends the process) once nothing else is left to clean.
         with contextlib.ExitStack() as made:
@@ -227,7 +231,7 @@ class Application:
                 from .ros.host import RclpyHost
 
                 shared_memory.remove_stale()  # what SIGKILLed processes left in /dev/shm
-                host = RclpyHost(self.namespace)
+                host = RclpyHost(self.namespace, self.private_shared_memory)
                 made.callback(host.shutdown)
             directory, listeners, rundir = dirs.create(
                 [self.main_name, *self._specs], self.queue_size, context, remote=remote,

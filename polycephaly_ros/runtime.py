@@ -72,6 +72,7 @@ class Settings:
     log_format: str | None
     start_timeout: float
     max_envelope: int = 256 << 20
+    private_shared_memory: bool = True
 
 
 class HeadRuntime:
@@ -300,7 +301,8 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
     try:
         from .ros.host import RclpyHost
 
-        host = RclpyHost(settings.namespace) if settings.ros else None
+        host = (RclpyHost(settings.namespace, settings.private_shared_memory) if settings.ros
+                else None)
         runtime = HeadRuntime(spec.target, name=spec.name, bus=bus, inbox=inbox,
                               settings=settings, frequency=frequency, args=spec.args,
                               kwargs=spec.kwargs, host=host, generation=generation,

@@ -54,8 +54,9 @@ class RclpyHost:
     thread takes them, see ros.bridge.RosInbox); shutdown() is called once, by the owner.
     """
 
-    def __init__(self, namespace: str = '') -> None:
+    def __init__(self, namespace: str = '', private_shared_memory: bool = True) -> None:
         global _live_hosts, _started_hosts, _fork_hook_installed
+        self._private_shared_memory = private_shared_memory
         isolate_discovery()
         import rclpy
         from rclpy.context import Context
@@ -98,6 +99,11 @@ class RclpyHost:
         node = rclpy.create_node(name, namespace=self.namespace, context=self.context)
         with self._lock:
             self._nodes.append(node)
+        if self._private_shared_memory:  # the participant (and its segment) exists by now
+            from . import shared_memory
+
+            shared_memory.make_private()
+            self._private_shared_memory = False
         self.executor.add_node(node)
         return node
 
