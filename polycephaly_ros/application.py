@@ -18,13 +18,13 @@ import shutil
 import signal
 import threading
 import types
-from typing import Any
+from typing import Any, Callable
 
 from . import directory as dirs
 from . import envelope as env
 from . import restart as restart_policy
 from .bus import MAX_ENVELOPE, Bus
-from .errors import EXIT_CONFIG, ConfigurationError, StateError
+from .errors import EXIT_CONFIG, ConfigurationError, PolycephalyError, StateError
 from .head import Process, check_frequency
 from .inbox import Inbox
 from .routes.base import RouteHead
@@ -33,6 +33,8 @@ from .signals import SignalRelay
 from .supervisor import MODES, PROCESS, HeadSpec, Supervisor
 
 _log = logging.getLogger('polycephaly_ros.application')
+#: What stop() and restart() call back when given one: with None, or the error.
+Done = Callable[['PolycephalyError | None'], None]
 
 
 def _resolve(ref: Any) -> type[Process]:
@@ -349,18 +351,39 @@ class Application:
         """
         self._control().start(name)
 
-    def stop(self, name: str) -> None:
+    def stop(self, name: str, done: Done | None = None) -> None:
         """Stop one head (poison pill, then terminate and kill after threads_timeout).
 
-        Raises UnknownHead, or StateError when not called from the main head's thread.
+        Without done it returns once the head ended; with done it returns at once and
+        done(None) is called from the main head's loop once the head ended, so the main head
+        goes on answering meanwhile. Raises UnknownHead, or StateError when not called from
+        the main head's thread.
         """
-        self._control().stop([name], self.threads_timeout)
+        if done is None:
+            self._control().stop([name], self.threads_timeout)
+        else:
+            self._control().stop_soon(name, self.threads_timeout, lambda: done(None))
 
-    def restart(self, name: str) -> None:
-        """Stop a head if it runs, then start it again; raises what stop() and start() raise."""
+    def restart(self, name: str, done: Done | None = None) -> None:
+        """Stop a head if it runs, then start it again; raises what stop() and start() raise.
+
+        With done, stopping does not wait (see stop()); the head starts again, then done() is
+        called with None, or with the PolycephalyError that kept it from starting.
+        """
         supervisor = self._control()
-        supervisor.stop([name], self.threads_timeout)
-        supervisor.start(name)
+        if done is None:
+            supervisor.stop([name], self.threads_timeout)
+            supervisor.start(name)
+            return
+
+        def start_again() -> None:
+            try:
+                supervisor.start(name)
+            except PolycephalyError as exc:
+                done(exc)
+                return
+            done(None)
+        supervisor.stop_soon(name, self.threads_timeout, start_again)
 
     def status(self) -> list[dict]:
         """Return the state of every sub-head; raises StateError outside the main head's thread."""

@@ -78,6 +78,7 @@ class _Handle:
     lost: int = 0                       # accepted envelopes it left unhandled or lost, in all
     restart_at: float | None = None     # when a restart is due (state restarting)
     last_error: str | None = None
+    when_stopped: list = field(default_factory=list)  # stop_soon()'s callbacks
 
 
 class Supervisor:
@@ -191,6 +192,36 @@ class Supervisor:
         self._request_stop(targets)
         self._wait(targets, timeout)
         self._escalate(targets, timeout)
+
+    def stop_soon(self, name: str, timeout: float, done: Callable[[], None]) -> None:
+        """Stop a head without waiting for it: done() once it ended (escalating after timeout).
+
+        Raises UnknownHead for a name that is no sub-head.
+        """
+        handle = self._handle(name)
+        if not self._live([handle]):
+            done()
+            return
+        handle.when_stopped.append(done)
+        self._request_stop([handle])
+        generation = handle.generation
+        self._main_inbox.call_later(timeout, lambda: self._stop_late(handle, generation, timeout))
+
+    def _stop_late(self, handle: _Handle, generation: int, timeout: float) -> None:
+        """Terminate a head that stop_soon() asked to stop in vain; kill it 2 s later."""
+        if handle.generation != generation or handle.state != 'stopping':
+            return
+        if handle.spec.mode == THREAD:
+            self._escalate([handle], timeout)  # (abandons it: nothing to wait for)
+            return
+        _log.error('head %r did not stop within %g s: terminating it', handle.spec.name, timeout)
+        handle.process.terminate()
+
+        def kill() -> None:
+            if handle.generation == generation and handle.state == 'stopping':
+                _log.error('head %r ignored SIGTERM: killing it', handle.spec.name)
+                handle.process.kill()  # (its sentinel closes it out)
+        self._main_inbox.call_later(2.0, kill)
 
     def shutdown(self, bound: list[str], unbound: list[str], timeout: float,
                  serve: Callable[[], Any] | None = None) -> None:
@@ -342,6 +373,9 @@ class Supervisor:
         handle.exits += 1
         handle.last_error = error if failed else None
         self._directory.set_running(name, False)
+        waiting, handle.when_stopped = handle.when_stopped, []
+        for done in waiting:
+            self._main_inbox.call_later(0.0, done)  # (after this exit is fully taken in)
         if loss is not None:
             handle.lost += loss.count
         if loss is not None and (loss.recovered or loss.vanished):

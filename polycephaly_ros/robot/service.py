@@ -30,6 +30,11 @@ subject             body                            answer
 ``subscribe``       -                               ok; ``link_changed`` envelopes follow
 ``unsubscribe``     -                               ok
 ==================  ==============================  =============================================
+
+Any other subject from outside is answered with an ``error`` listing these. Nothing makes the
+main head wait: a request for another head's answer (``network``, ``updates``, ...) is passed
+on and answered when that head answers (or after 3 s with an error), and ``stop_head`` and
+``restart_head`` are answered once the head ended, while every other request is answered.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from typing import Any, Sequence
 
 from .. import envelope as env
 from ..application import Application
-from ..errors import NoReply, PolycephalyError
+from ..errors import PolycephalyError
 from ..filters import message_filter
 from . import cli, link
 from . import config as cfg
@@ -53,6 +58,10 @@ from .updates import UpdatesHead
 
 HEAD_CLASSES = {'network': NetworkHead, 'updates': UpdatesHead, 'diagnostics': DiagnosticsHead}
 RELAY_TIMEOUT = 3.0
+#: The requests the service answers (see the module doc).
+SUBJECTS = ('status', 'diagnostics', 'network', 'updates', 'schedule', 'unschedule',
+            'robot_idle', 'heads', 'start_head', 'stop_head', 'restart_head', 'subscribe',
+            'unsubscribe')
 REPORT_PERIOD = 10.0  # s between the service's logs of what it answered
 
 
@@ -68,6 +77,8 @@ class ServiceMain(RobotHead):
         self.updates: dict | None = None
         self.diagnostics: dict | None = None
         self.subscribers: dict[str, dict] = {}
+        self.relays: dict[str, tuple[dict, str]] = {}  # thread asked -> (request, head)
+        self.add_filter(self._relayed, threadid=lambda thread: thread in self.relays)
         self.requests = 0
         self.recent: dict[str, int] = {}   # 'subject from sender' -> count, logged periodically
         self.reported = time.monotonic()
@@ -162,15 +173,30 @@ class ServiceMain(RobotHead):
         self.relay(message, 'updates', message['subject'])
 
     def relay(self, message: dict, head: str, subject: str) -> None:
-        """Ask one of our heads and pass its answer on (or say why there is none)."""
+        """Ask one of our heads and pass its answer on, without waiting for it here."""
         self._count(message)
         try:
             asked = self.send(head, subject, message.get('body'))
-            answer = self.wait_for_reply(asked, RELAY_TIMEOUT)
-        except (PolycephalyError, NoReply) as exc:
+        except PolycephalyError as exc:
             self.refuse(message, f'{head}: {exc}')
             return
+        thread = asked['threadid']
+        self.relays[thread] = (message, head)
+        self.runtime.inbox.call_later(RELAY_TIMEOUT, lambda: self._relay_late(thread))
+
+    def _relayed(self, answer: dict) -> None:
+        """Pass a head's answer on to whoever asked (internal route, the relayed thread)."""
+        message, head = self.relays[answer['threadid']]
+        if answer.get('sender') != head:
+            return  # (someone else on that thread: not the answer)
+        del self.relays[answer['threadid']]
         self.respond(message, answer.get('body'), subject=answer.get('subject', 'reply'))
+
+    def _relay_late(self, thread: str) -> None:
+        pending = self.relays.pop(thread, None)
+        if pending is not None:
+            message, head = pending
+            self.refuse(message, f'{head}: no reply from {head!r} within {RELAY_TIMEOUT:g} s')
 
     @message_filter(route=None, subject='heads')
     def heads(self, message: dict) -> None:
@@ -191,13 +217,23 @@ class ServiceMain(RobotHead):
                                  'so the answer could not go back')
             return
         self.logger.warning('%s head %r, as %r asked', verb, name, message.get('sender'))
+
+        def done(error: PolycephalyError | None = None) -> None:
+            if error is not None:
+                self.refuse(message, f'cannot {verb} {name!r}: '
+                                     f'{error.args[0] if error.args else error}')
+                return
+            state = next((h for h in self.application.status() if h['name'] == name), None)
+            self.respond(message, {'head': name, 'done': verb, 'state': state})
+
         try:
-            getattr(self.application, verb)(name)
+            if verb == 'start':
+                self.application.start(name)
+                done()
+            else:  # (answered once the head ended: other requests are answered meanwhile)
+                getattr(self.application, verb)(name, done)
         except PolycephalyError as exc:
-            self.refuse(message, f'cannot {verb} {name!r}: {exc.args[0] if exc.args else exc}')
-            return
-        state = next((h for h in self.application.status() if h['name'] == name), None)
-        self.respond(message, {'head': name, 'done': verb, 'state': state})
+            done(exc)
 
     @message_filter(route=None, subject='subscribe')
     def subscribe(self, message: dict) -> None:
@@ -210,6 +246,17 @@ class ServiceMain(RobotHead):
     def unsubscribe(self, message: dict) -> None:
         self.subscribers.pop(message['sender'], None)
         self.respond(message, {'unsubscribed': message['sender']})
+
+    @message_filter(route=None)
+    def unknown(self, message: dict) -> None:
+        """Answer a request nobody takes with the subjects there are (catch-all)."""
+        if message.get('route', env.INTERNAL) == env.INTERNAL or message['subject'] == 'error':
+            self.logger.warning('no filter takes %r from %r', message['subject'],
+                                message.get('sender'))
+            return
+        self._count(message)
+        self.refuse(message, f'unknown subject {message["subject"]!r}; the service answers: '
+                             f'{", ".join(SUBJECTS)}')
 
 
 class ServiceApplication(Application):

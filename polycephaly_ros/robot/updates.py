@@ -203,6 +203,7 @@ class UpdatesHead(RobotHead):
         body = message.get('body')
         name = body.get('action') if isinstance(body, dict) else body
         was = self.pending.pop(name, None) is not None
+        self.tell(self.notify, 'updates_state', self.state(limit=5))  # (before the answer)
         self.respond(message, {'unscheduled': name, 'was_pending': was,
                              'pending': list(self.pending)})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import threading
 import time
@@ -94,3 +95,38 @@ def test_publishes_diagnostic_arrays_on_slash_diagnostics(tmp_path, procs):
         names = set(future.result().result.names)
         assert {'heads.updates.dry_run', 'heads.diagnostics.rate', 'robot.socket_path',
                 'uds.enabled'} <= names
+
+
+def test_every_request_is_answered_and_none_holds_up_the_others(tmp_path, procs):
+    config = write_config(tmp_path)
+    service = procs.service(config)
+    client = RawClient(socket_of(config))
+    try:
+        unknown = client.ask('make_coffee')
+        assert unknown['subject'] == 'error'
+        assert "unknown subject 'make_coffee'" in unknown['body']['error']
+        assert 'status' in unknown['body']['error'] and 'restart_head' in unknown['body']['error']
+
+        client.ask('schedule', {'action': 'reboot'})
+        assert 'reboot' in client.ask('status')['body']['updates']['pending']
+        client.ask('unschedule', {'action': 'reboot'})
+        assert 'reboot' not in client.ask('status')['body']['updates']['pending']
+
+        # A head that will not stop (SIGSTOPped): its stop_head is answered only after the
+        # 5 s threads_timeout, and meanwhile status is answered at once.
+        diagnostics = next(h for h in client.ask('heads')['body']['heads']
+                           if h['name'] == 'diagnostics')
+        os.kill(diagnostics['pid'], signal.SIGSTOP)
+        asked = time.monotonic()
+        client.send(sender=client.name, recipient='service', subject='stop_head',
+                    body={'head': 'diagnostics'}, threadid='slow-stop', threadindex=1)
+        status = client.ask('status')
+        answered_status = time.monotonic() - asked
+        stopped = client.recv()
+        answered_stop = time.monotonic() - asked
+        assert status['subject'] == 'reply' and stopped['threadid'] == 'slow-stop'
+        assert stopped['body']['state']['state'] == 'stopped'
+        assert answered_status < 2.5 < answered_stop  # (before: status waited for the stop)
+    finally:
+        client.close()
+    assert service.stop() == 0
