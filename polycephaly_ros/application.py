@@ -13,11 +13,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
-import pickle
 import shutil
 import signal
 import threading
-import types
 from typing import Any, Callable
 
 from . import directory as dirs
@@ -30,27 +28,12 @@ from .inbox import Inbox
 from .routes.base import RouteHead
 from .runtime import HeadRuntime, Settings
 from .signals import SignalRelay
-from .supervisor import MODES, PROCESS, HeadSpec, Supervisor
+from .spec import PROCESS, HeadSpec, checked_name, head_class, head_spec
+from .supervisor import Supervisor
 
 _log = logging.getLogger('polycephaly_ros.application')
 #: What stop() and restart() call back when given one: with None, or the error.
 Done = Callable[['PolycephalyError | None'], None]
-
-
-def _resolve(ref: Any) -> type[Process]:
-    """Return the head class for ref: a Process subclass, or a module defining `Process`."""
-    target = getattr(ref, 'Process', None) if isinstance(ref, types.ModuleType) else ref
-    if not (isinstance(target, type) and issubclass(target, Process)):
-        raise ConfigurationError(
-            f'{ref!r} is not a head: give a polycephaly_ros.Process subclass or a module '
-            'that defines one named Process')
-    return target
-
-
-def _default_name(ref: Any, target: type) -> str:
-    if isinstance(ref, types.ModuleType) or target.__name__ == 'Process':
-        return target.__module__.rsplit('.', 1)[-1]
-    return target.__name__
 
 
 class Application:
@@ -80,8 +63,8 @@ class Application:
         ros: bool | None = None,
         handle_signals: bool = True,
     ) -> None:
-        self._main_target = _resolve(main) if main is not None else Process
-        self.main_name = env.normalize_name(name)
+        self._main_target = head_class(main) if main is not None else Process
+        self.main_name = checked_name(name)
         self.poison_pill = ppill if ppill is not None else env.new_id()
         if not isinstance(self.poison_pill, str) or not self.poison_pill:
             raise ConfigurationError(f'the poison pill must be non-empty text, not {ppill!r}')
@@ -166,30 +149,13 @@ class Application:
         """
         if self._started:
             raise StateError('add heads in build() or before run()')
-        target = _resolve(ref)
-        head_name = env.normalize_name(name or _default_name(ref, target))
-        if head_name in self._specs or head_name == self.main_name:
-            raise ConfigurationError(f'there is already a head named {head_name!r}')
-        kind = MODES.get(str(mode).lower())
-        if kind is None:
-            raise ConfigurationError(f'mode of head {head_name!r} must be "thread" or "process", '
-                                     f'not {mode!r}')
-        if restart not in restart_policy.POLICIES:
-            raise ConfigurationError(f'restart of head {head_name!r} must be one of '
-                                     f'{", ".join(restart_policy.POLICIES)}, not {restart!r}')
-        backoff = restart_policy.check_backoff(restart_backoff, head_name)
-        if kind == PROCESS:
-            try:
-                pickle.dumps((target, args, kwargs))
-            except Exception as exc:
-                raise ConfigurationError(
-                    f'head {head_name!r} runs as a process, so its class must be importable (module '
-                    f'top level) and its arguments picklable: {exc}') from exc
-        spec = HeadSpec(head_name, target, tuple(args), dict(kwargs), kind,
-                        None if frequency is None else check_frequency(frequency), bool(autostart),
-                        bool(bound_shutdown), restart, int(max_restarts), float(restart_window),
-                        backoff, None if let_it_crash is None else bool(let_it_crash))
-        self._specs[head_name] = spec
+        spec = head_spec(ref, args, kwargs, name=name, mode=mode, frequency=frequency,
+                         autostart=autostart, bound_shutdown=bound_shutdown, restart=restart,
+                         max_restarts=max_restarts, restart_window=restart_window,
+                         restart_backoff=restart_backoff, let_it_crash=let_it_crash)
+        if spec.name in self._specs or spec.name == self.main_name:
+            raise ConfigurationError(f'there is already a head named {spec.name!r}')
+        self._specs[spec.name] = spec
         return spec
 
     # -- running ---------------------------------------------------------------------

@@ -51,7 +51,7 @@ from .inbox import Inbox
 if TYPE_CHECKING:
     from .head import Process
     from .ros.host import RclpyHost
-    from .supervisor import HeadSpec
+    from .spec import HeadSpec
 
 _log = logging.getLogger('polycephaly_ros.runtime')
 #: Longest wait, at a head's end, for senders that took one of its slots to finish writing.

@@ -27,39 +27,16 @@ from . import envelope as env
 from .bus import Bus
 from .directory import Directory
 from .errors import EXIT_CONFIG, StateError, UnknownHead
-from .head import Process
 from .inbox import Inbox
 from .reclaim import Loss, nothing_held, reclaim
-from .restart import BACKOFF, RestartPolicy
+from .restart import RestartPolicy
 from .runtime import Settings, relaunch_fork_server, run_process_head, run_thread_head
+from .spec import PROCESS, THREAD, HeadSpec
 
 if TYPE_CHECKING:
     from .ros.host import RclpyHost
 
-THREAD = 'thread'
-PROCESS = 'process'
-MODES = {'thread': THREAD, 'threaded': THREAD, 't': THREAD,
-         'process': PROCESS, 'forked': PROCESS, 'fork': PROCESS, 'p': PROCESS}
 _log = logging.getLogger('polycephaly_ros.supervisor')
-
-
-@dataclass
-class HeadSpec:
-    """How to build and run one sub-head."""
-
-    name: str
-    target: type[Process]
-    args: tuple
-    kwargs: dict
-    mode: str
-    frequency: float | None
-    autostart: bool
-    bound_shutdown: bool
-    restart: str
-    max_restarts: int
-    restart_window: float
-    restart_backoff: tuple[float, float] = BACKOFF
-    let_it_crash: bool | None = None
 
 
 @dataclass
