@@ -29,13 +29,13 @@ from typing import Any, Mapping
 
 import orjson
 
-from .envelope import CONTROL_PREFIX, is_control, new_id
+from .envelope import CONTROL_PREFIX, MAX_THREADINDEX, is_control, new_id
 from .errors import EnvelopeError, NotSerializable
 
 #: The sender of the error frames written back to external clients.
 ERROR_SENDER = 'polycephaly'
 #: The largest thread index (the ROS message's field is a uint32).
-UINT32_MAX = 2**32 - 1
+UINT32_MAX = MAX_THREADINDEX
 #: The range of a priority (the ROS message's field is an int32).
 INT32 = (-2**31, 2**31 - 1)
 #: The longest message or thread id accepted from outside, in characters.
@@ -200,7 +200,7 @@ def error_envelope(reason: str, original: Mapping[str, Any] | None = None) -> di
     """
     original = original or {}
     sender, thread, index = (original.get(h) for h in ('sender', 'threadid', 'threadindex'))
-    known_index = type(index) is int and 1 <= index < UINT32_MAX
+    known_index = type(index) is int and 1 <= index <= UINT32_MAX
     return {
         'subject': 'error',
         'body': {'error': reason},
@@ -208,7 +208,7 @@ def error_envelope(reason: str, original: Mapping[str, Any] | None = None) -> di
         'recipient': sender if isinstance(sender, str) and _SENDER.fullmatch(sender) else '',
         'threadid': (thread if isinstance(thread, str) and 0 < len(thread) <= MAX_ID
                      else new_id()),
-        'threadindex': index + 1 if known_index else 1,
+        'threadindex': min(index + 1, UINT32_MAX) if known_index else 1,
         'messageid': new_id(),
         'time': time.time(),
     }

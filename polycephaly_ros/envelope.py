@@ -14,6 +14,8 @@ CORE_HEADERS = frozenset(
     ('messageid', 'threadid', 'threadindex', 'sender', 'recipient', 'subject', 'body', 'time')
 )
 _PER_ENVELOPE = ('route', 'priority')
+#: The largest thread index (a uint32 on every external route); a reply to it keeps it.
+MAX_THREADINDEX = 2**32 - 1
 #: Headers the framework sets or reads itself; they are never echoed by reply().
 RESERVED_HEADERS = CORE_HEADERS | frozenset(_PER_ENVELOPE)
 #: Subjects starting with this prefix are control messages of the framework.
@@ -105,7 +107,7 @@ def answer(
     subject: str = 'reply',
     headers: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Return the reply to original: same thread, index + 1, its extra headers echoed."""
+    """Return the reply to original: same thread, index + 1 (at most 2**32 - 1), extras echoed."""
     try:
         to, thread, index = original['sender'], original['threadid'], original['threadindex']
     except KeyError as missing:
@@ -115,7 +117,8 @@ def answer(
     reply = dict(original)
     for header in _PER_ENVELOPE:
         reply.pop(header, None)
-    return _address(reply, sender, to, subject, body, headers, thread, int(index) + 1)
+    return _address(reply, sender, to, subject, body, headers, thread,
+                    min(int(index) + 1, MAX_THREADINDEX))
 
 
 def _address(

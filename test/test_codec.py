@@ -159,9 +159,18 @@ def test_error_envelope_answers_the_original() -> None:
 @pytest.mark.parametrize('original', [None, {}, {'sender': 5, 'threadid': 3, 'threadindex': 'x'},
                                       {'threadindex': True},
                                       {'sender': 'a b', 'threadindex': 2**64 - 1},
-                                      {'threadindex': 2**32 - 1, 'threadid': 't' * 10000}])
+                                      {'threadindex': 2**32, 'threadid': 't' * 10000}])
 def test_error_envelope_without_a_usable_original(original: dict | None) -> None:
     error = codec.error_envelope('malformed JSON', original)
     assert error['recipient'] == '' and error['threadindex'] == 1
     assert uuid.UUID(error['threadid']).version == 4
     assert orjson.loads(codec.encode(error)) == error
+
+
+def test_an_answer_to_the_last_thread_index_keeps_it() -> None:
+    """Index 2**32 - 1 is valid from outside; its answers cannot go higher and stay encodable."""
+    last = {'sender': 'peer', 'threadid': 't', 'threadindex': 2**32 - 1}
+    error = codec.error_envelope('no', last)
+    reply = envelope.answer({**last, 'recipient': 'echo'}, 'echo')
+    assert error['threadindex'] == reply['threadindex'] == 2**32 - 1
+    codec.check(reply, route='uds')

@@ -24,7 +24,8 @@ Errors from the graph
 ---------------------
 Bad JSON, a missing or out-of-range header, a recipient that is not the head owning the
 inbox, a refused subject, or a head that has stopped: the envelope is dropped with a WARNING
-(a few per period) naming the problem, and when it carries a usable ``sender`` an error
+(a few per period) naming the problem, and when it carries a usable ``sender`` (name-shaped,
+and no head's: an outsider cannot aim error envelopes at a head) an error
 envelope (:func:`polycephaly_ros.codec.error_envelope`: subject ``"error"``, sender
 ``"polycephaly"``, body ``{"error": reason}``, same thread, index + 1) goes to that sender's
 inbox as an answer, which never makes the head wait (:mod:`.outbox`). The application keeps
@@ -134,7 +135,7 @@ class RosInbox:
             return None
         if self.runtime.knows(envelope['sender'].lower()):
             self._refuse(f'sender {envelope["sender"]!r} is a head of this application; '
-                         'nobody outside speaks for it', envelope, topic, answer=False)
+                         'nobody outside speaks for it', envelope, topic)
             return None
         return envelope
 
@@ -146,14 +147,13 @@ class RosInbox:
                 self._refuse(f'head {self.runtime.name!r} has stopped', envelope, topic)
         self._subscriptions.close(self.runtime.node, refuse)
 
-    def _refuse(self, reason: str, original: dict | None, topic: str,
-                answer: bool = True) -> None:
+    def _refuse(self, reason: str, original: dict | None, topic: str) -> None:
         self.refused += 1
         sender = (original or {}).get('sender')
-        usable = answer and isinstance(sender, str) and bool(sender)
-        if usable:
+        usable = isinstance(sender, str) and bool(sender)
+        if usable:  # a name to answer, and not a head's: no error from outside goes to a head
             try:
-                normalize_name(sender)
+                usable = not self.runtime.knows(normalize_name(sender))
             except EnvelopeError:
                 usable = False
         self._throttle.warning('refused', 'refused an envelope on %s from %s: %s', topic,

@@ -241,15 +241,27 @@ def test_malformed_input_from_the_graph_is_answered_with_errors_and_refused(capl
             for thread in ('c-types', 'c-norec', 'c-pill', 'c-ctl', 't-pill', 't-ctl', 't-body',
                            't-norec', 't-other', 't-hdr'):
                 errors[thread] = peer.received(lambda e, t=thread: e['threadid'] == t)
-            # The application still works: a good envelope is answered.
+            # A bad frame in a head's name is answered to nobody: no error is aimed at main.
+            peer.command(cmd='send', to='echo', mode='typed',
+                         fields={'sender': 'MAIN', 'recipient': 'echo', 'subject': 'ping',
+                                 'threadid': 't-spoof', 'body_json': '{oops'})
+            # The application still works: a good envelope is answered, also at the last index.
             peer.command(cmd='send', to='echo', mode='typed',
                          envelope={'subject': 'ping', 'body': 'still here', 'threadid': 'good'})
+            peer.command(cmd='send', to='echo', mode='typed',
+                         envelope={'subject': 'ping', 'threadid': 'last', 'threadindex': 2**32 - 1})
             good = peer.received(lambda e: e['threadid'] == 'good')
+            last = peer.received(lambda e: e['threadid'] == 'last')
             status = main.application.status()
-            return errors, good, status
+            # An error aimed at main would have come back on its inbox topic by now (published
+            # before echo's replies): main takes nothing from the graph, so it would be unmatched.
+            main.mailman()
+            return errors, good, last, status, main.unmatched
 
-    errors, good, status = run_ros_script(script, [(RosEcho, {'name': 'echo'})], namespace='/robot',
-                                      ppill=pill).outcome
+    errors, good, last, status, unmatched = run_ros_script(
+        script, [(RosEcho, {'name': 'echo'})], namespace='/robot', ppill=pill).outcome
+    assert unmatched == 0
+    assert last['subject'] == 'reply' and last['threadindex'] == 2**32 - 1  # (kept: a uint32)
     for thread, error in errors.items():
         assert error['subject'] == 'error' and error['sender'] == 'polycephaly', thread
         assert error['recipient'] == 'badpeer', thread
