@@ -15,12 +15,8 @@ Security rules:
 * Who a client is comes from the kernel (``SO_PEERCRED``), logged when it connects;
   ``allowed_uids`` turns away everyone else. A client is known by the ``sender`` of its
   frames; a name another live connection holds cannot be claimed (error frame).
-* Clients cannot make the server hold more than :class:`~.connection.Limits` say: at most
-  ``max_connections`` at once, ``max_buffered`` bytes of unfinished or waiting frames in all
-  (over it: error frame and close), ``max_pending`` bytes of replies per client (over it:
-  sends to it raise :class:`QueueFull`, its error frames are dropped).
-* A client that shuts down its write side after its last request keeps its connection for
-  writing until every reply it is owed is written, or ``linger`` seconds passed.
+* Clients cannot make the server hold more than :class:`~.connection.Limits` say
+  (connections, bytes buffered in all, bytes pending per client, linger after a half-close).
 
 Transport only: the server calls ``on_envelope(envelope, client_id)`` from the one thread that
 runs its loop (client ids are ints from 1, never reused by a server); if it raises, the client
