@@ -20,6 +20,19 @@ def note(head: Process, event: str) -> None:
             f.write(f'{head.name} {event} {os.getpid()}\n')
 
 
+class SaysReady(Process):
+    """A main head that prints 'ready' once every head runs (for programs a test reads)."""
+
+    def birth(self) -> None:
+        self.said = False
+
+    def life(self) -> None:
+        if not self.said and all(h['state'] == 'running' for h in self.application.status()):
+            print('ready', flush=True)
+            self.said = True
+        self.mailman()
+
+
 class Echo(Process):
     """Answer requests: ping, whoami, crash, brake, quit, publish."""
 

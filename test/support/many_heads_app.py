@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 
+from heads import SaysReady
 from polycephaly_ros import Application, Process
 
 
@@ -18,24 +19,11 @@ class Noted(Process):
         print(f'born {self.name}', flush=True)
 
 
-class Main(Process):
-    """Say 'ready' once every head runs."""
-
-    def birth(self) -> None:
-        self.said = False
-
-    def life(self) -> None:
-        if not self.said and all(h['state'] == 'running' for h in self.application.status()):
-            print('ready', flush=True)
-            self.said = True
-        self.mailman()
-
-
 class ManyHeads(Application):
     """N process heads."""
 
     def __init__(self, count: int, ros: bool) -> None:
-        super().__init__(Main, ros=ros, threads_timeout=10)
+        super().__init__(SaysReady, ros=ros, threads_timeout=10)
         self.count = count
 
     def build(self) -> None:

@@ -9,29 +9,16 @@ import ast
 import logging
 import sys
 
-from heads import RouteEcho
-from polycephaly_ros import Application, Process
+from heads import RouteEcho, SaysReady
+from polycephaly_ros import Application
 from polycephaly_ros.routes.unix_socket import UnixSocketServerHead
-
-
-class Main(Process):
-    """Say 'ready' once every head runs."""
-
-    def birth(self) -> None:
-        self.said = False
-
-    def life(self) -> None:
-        if not self.said and all(h['state'] == 'running' for h in self.application.status()):
-            print('ready', flush=True)
-            self.said = True
-        self.mailman()
 
 
 class ServerApp(Application):
     """The socket route head and an echo process head."""
 
     def __init__(self, path: str, options: dict) -> None:
-        super().__init__(Main, ros=False)
+        super().__init__(SaysReady, ros=False)
         self.path, self.options = path, options
 
     def build(self) -> None:
