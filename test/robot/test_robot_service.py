@@ -130,3 +130,36 @@ def test_every_request_is_answered_and_none_holds_up_the_others(tmp_path, procs)
     finally:
         client.close()
     assert service.stop() == 0
+
+
+def test_one_message_without_a_sender_no_longer_stops_the_service(tmp_path, procs):
+    """Issue 12's first attack: one frame with no sender made the service exit 1 (KeyError)."""
+    from ros_peer import PeerProcess
+
+    config = write_config(tmp_path)
+    service = procs.service(config, '--namespace', '/attack')
+    client = RawClient(socket_of(config))
+    try:
+        assert client.ask('status')['subject'] == 'reply'
+        # Over the socket: each refused with an error naming the header.
+        for subject in ('subscribe', 'unsubscribe'):
+            client.send_line(f'{{"recipient":"service","subject":"{subject}"}}'.encode())
+            assert "missing header 'sender'" in client.recv()['body']['error']
+        client.send_line(b'{"recipient":"nobody","subject":"x","sender":"c",'
+                         b'"threadindex":18446744073709551615}')  # (killed the route head)
+        assert "'threadindex'" in client.recv()['body']['error']
+        # Over the graph, by anyone: nobody to answer, so a good request after them shows
+        # they were read (one writer, one topic: in order) and the service lives on.
+        with PeerProcess('intruder', '/attack', inbox='json') as peer:
+            for subject in ('subscribe', 'unsubscribe'):
+                peer.command(cmd='send', to='service', mode='json',
+                             text=f'{{"recipient":"service","subject":"{subject}"}}')
+            peer.command(cmd='send', to='service', mode='json',
+                         envelope={'subject': 'status', 'threadid': 'after'})
+            assert peer.received(lambda e: e['threadid'] == 'after')['subject'] == 'reply'
+        status = client.ask('status')['body']
+        assert all(h['state'] == 'running' and h['exits'] == 0 for h in status['heads'])
+        assert service.popen.poll() is None
+    finally:
+        client.close()
+    assert service.stop() == 0
