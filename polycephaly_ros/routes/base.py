@@ -52,6 +52,11 @@ default). The transport is opened before ``birth()`` and closed after ``death()`
 head's runtime, with its place in the bus's routing table), so subclasses override
 ``birth``/``life``/``death`` freely.
 
+A transport whose own thread fails (an exception escaped it) calls
+:meth:`RouteHead.transport_failed` from that thread: the route head then fails in its own
+thread with that exception, so the failure is logged, shows in ``status()`` and the head's
+restart policy applies, instead of a head that says "running" with no transport behind it.
+
 Writing a route: subclass :class:`RouteHead`, set :attr:`route`, and implement
 :meth:`open_transport` (start it; its inbound callback calls :meth:`deliver`),
 :meth:`transmit` (send one envelope or raise a :class:`PolycephalyError`) and
@@ -60,6 +65,7 @@ Writing a route: subclass :class:`RouteHead`, set :attr:`route`, and implement
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
@@ -105,6 +111,9 @@ class RouteHead(Process):
     #: own thread; otherwise their envelopes wait in the route head's inbox for its thread.
     transmit_from_any_thread: bool = False
     _thread_id: int | None = None  # the head's own thread, once it runs
+    _failure_fd = -1  # an eventfd the head's loop watches, while it runs
+    _failure_lock = threading.Lock()  # (class-wide: taken only when a transport fails or ends)
+    _transport_failure: BaseException | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -197,6 +206,17 @@ class RouteHead(Process):
         except PolycephalyError as exc:
             self._logger.error('could not tell %r that its envelope was not sent: %s', sender, exc)
 
+    def transport_failed(self, exc: BaseException) -> None:
+        """Make this head fail with exc, in its own thread (call from the transport's thread)."""
+        with self._failure_lock:  # never write to a closed descriptor's number
+            self._transport_failure = exc
+            if self._failure_fd >= 0:  # (else not running, or closing: nothing to fail)
+                os.eventfd_write(self._failure_fd, 1)
+
+    def _raise_transport_failure(self, _fd: int) -> None:
+        exc = self._transport_failure
+        raise RuntimeError(f'the transport of route {self.route!r} failed: {exc!r}') from exc
+
     # -- framework side --------------------------------------------------------------
     def _attach(self, runtime: HeadRuntime) -> None:
         filters = getattr(self, '_filters', None)
@@ -216,6 +236,15 @@ class RouteHead(Process):
     def _loop(self, after_birth: Callable[[], None] | None = None) -> None:
         runtime = self.runtime
         self._thread_id = threading.get_ident()
+        fd = self._failure_fd = os.eventfd(0, os.EFD_CLOEXEC)
+
+        def close_fd() -> None:
+            with self._failure_lock:
+                self._failure_fd = -1
+                os.close(fd)
+        runtime.own(close_fd, 'its transport-failure descriptor')
+        runtime.inbox.watch(fd, self._raise_transport_failure)
+        runtime.own(lambda: runtime.inbox.unwatch(fd), 'the watch on it')
         runtime.own(self.close_transport, f'the transport of route {self.route!r}')
         self.open_transport()  # (closed even if it fails half-way)
         runtime.bus.add_route(self.name, self._send_out)

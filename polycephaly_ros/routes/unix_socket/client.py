@@ -17,7 +17,8 @@ Threading: ``on_envelope(envelope)`` is called from the client's one background 
 each frame received; if it raises, the error is logged and reading goes on. ``send()`` may
 be called from any thread; while disconnected it raises :class:`RecipientUnavailable` at
 once, and if the server takes nothing for ``send_timeout`` seconds it raises too and the
-client reconnects (a frame may have been cut short).
+client reconnects (a frame may have been cut short). An exception that escapes the thread
+otherwise is logged and given to ``on_failure`` (a route head's ``transport_failed``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class UnixSocketClient:
         poison_pill: str | None = None,
         send_timeout: float = 2.0,
         server_uids: Iterable[int] | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.path = os.fspath(path)
         #: Whose server this client talks to (SO_PEERCRED): this user and root by default.
@@ -73,6 +75,7 @@ class UnixSocketClient:
         self.route = route
         self.max_frame = max_frame
         self._on_envelope = on_envelope
+        self._on_failure = on_failure
         self._poison_pill = poison_pill
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
@@ -150,6 +153,15 @@ class UnixSocketClient:
             pass
 
     def _run(self) -> None:
+        """Run the client's thread; report an exception that escapes it to on_failure."""
+        try:
+            self._connect_and_serve()
+        except Exception as exc:
+            _log.exception('the client of %s failed', self.path)
+            if self._on_failure is not None:
+                self._on_failure(exc)
+
+    def _connect_and_serve(self) -> None:
         """Connect, read until the connection ends, and again while reconnecting."""
         first = True
         while not self._closing.is_set() and (first or self.reconnect):

@@ -99,7 +99,8 @@ class UnixSocketServerHead(RouteHead):
             _check_path(type(self), kw), self._on_frame, route=self.route,
             mode=kw.get('socket_mode', 0o600), group=kw.get('group'),
             max_frame=kw.get('max_frame', MAX_FRAME), poison_pill=self.runtime.poison_pill,
-            hold_timeout=self.runtime.send_timeout, limits=_limits(kw))
+            hold_timeout=self.runtime.send_timeout, limits=_limits(kw),
+            on_failure=self.transport_failed)
         # By default no thread of its own: the server's sockets are watched by this head's
         # inbox, so its I/O runs in the head's thread, one thread hop fewer each way.
         self.server.start(loop=None if kw.get('transport_thread', False) else self.runtime.inbox)
@@ -171,7 +172,7 @@ class UnixSocketClientHead(RouteHead):
             reconnect=kw.get('reconnect', True), backoff=tuple(kw.get('backoff', (0.05, 2.0))),
             route=self.route, max_frame=kw.get('max_frame', MAX_FRAME),
             poison_pill=self.runtime.poison_pill, send_timeout=self.runtime.send_timeout,
-            server_uids=kw.get('server_uids'))
+            server_uids=kw.get('server_uids'), on_failure=self.transport_failed)
         self.client.start()
 
     def _on_frame(self, envelope: dict[str, Any]) -> None:

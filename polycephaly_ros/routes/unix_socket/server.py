@@ -26,6 +26,9 @@ every later one from the same client wait, and the client is not read meanwhile 
 block once the socket buffers fill: back-pressure, nothing lost); the frame is offered again
 every :data:`HOLD_RETRY` seconds, and after ``hold_timeout`` seconds it is answered with an
 error frame instead. Other clients are not held up.
+If the loop of a server with a thread of its own fails, the exception is logged and given to
+``on_failure`` (a route head's :meth:`~polycephaly_ros.routes.base.RouteHead.transport_failed`)
+and the server closes.
 
 Threading: ``send()``, ``send_to_name()`` and ``clients()`` may be called from any thread;
 ``send()`` writes straight to the client's socket when nothing is pending for it, and leaves
@@ -80,6 +83,7 @@ class UnixSocketServer:
         poison_pill: str | None = None,
         hold_timeout: float = 2.0,
         limits: Limits | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         if not 0 <= mode <= 0o777:
             raise ConfigurationError(f'mode must be permission bits 0..0o777, not {mode:#o}')
@@ -93,6 +97,7 @@ class UnixSocketServer:
         self.hold_timeout = hold_timeout
         self.limits = limits or Limits()
         self._on_envelope = on_envelope
+        self._on_failure = on_failure
         self._poison_pill = poison_pill
         self._ids = itertools.count(1)
         self._clients = Clients(self.path, self.limits, self._wake)
@@ -179,8 +184,10 @@ class UnixSocketServer:
         try:
             while not self._stopping:
                 self._loop.run_once()
-        except Exception:
+        except Exception as exc:
             _log.exception('the server loop on %s failed', self.path)
+            if self._on_failure is not None:
+                self._on_failure(exc)
         finally:
             self._close_all()
 

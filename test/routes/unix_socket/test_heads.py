@@ -425,3 +425,40 @@ class CrashingRouteEcho(RouteEcho):
     @message_filter(route=None, subject='crash')
     def crash(self, message: dict) -> None:
         raise ValueError('a bug')
+
+
+class FaultyServer(UnixSocketServerHead):
+    """A server head with its own transport thread, which meets a bug on a client's bytes."""
+
+    def open_transport(self) -> None:
+        super().open_transport()
+
+        def bug(conn: Any, sock: Any) -> None:
+            raise ValueError('a bug in the transport')
+        self.server._on_conn = bug  # (fault injection: the loop calls it for client data)
+
+
+def test_a_transport_thread_that_fails_fails_its_head_which_restarts(path: Path) -> None:
+    """Before, the server thread died and the head went on saying 'running' with no server."""
+    def script(main: Process) -> list[dict]:
+        def failed_and_back() -> dict | None:
+            head = main.application.status()[0]
+            return head if head['exits'] and head['state'] == 'running' else None
+
+        client = RawClient(path)
+        try:
+            client.send(recipient='uds_server', subject='ping', sender='c')
+            head = until(main, failed_and_back, timeout=TIMEOUT)
+        finally:
+            client.close()
+        again = RawClient(path)  # the restarted head serves the path again
+        again.close()
+        return head
+
+    head = run_script(script, [(FaultyServer, {'name': 'uds_server', 'path': str(path),
+                                               'transport_thread': True,
+                                               'restart': 'on_failure',
+                                               'restart_backoff': (0.01, 0.01)})],
+                      ros=False).outcome
+    assert head['generation'] == 2 and head['exits'] == 1
+    assert 'a bug in the transport' in head['last_error']
