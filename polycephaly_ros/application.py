@@ -309,13 +309,26 @@ class Application:
         if self._main_head is not None:
             self._main_head.die()
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, done: Done | None = None) -> None:
         """Start a stopped head and wait until its birth() is done (up to threads_timeout).
 
-        Raises UnknownHead, StateError when it runs already or the call is not made from the
-        main head's thread while the application runs.
+        With done it returns at once and done() is called from the main head's loop once the
+        head was born: done(None), or done(StateError) when it ended before. Raises
+        UnknownHead, StateError when it runs already or the call is not made from the main
+        head's thread while the application runs.
         """
-        self._control().start(name)
+        supervisor = self._control()
+        if done is None:
+            supervisor.start(name)
+        else:
+            supervisor.start(name, lambda: done(self._start_error(name)))
+
+    def _start_error(self, name: str) -> StateError | None:
+        """Return why a head that was started is not running now, or None if it runs."""
+        head = next(h for h in self._control().status() if h['name'] == name)
+        if head['state'] == 'running':
+            return None
+        return StateError(f'head {name!r} ended while starting: {head["last_error"] or "no error"}')
 
     def stop(self, name: str, done: Done | None = None) -> None:
         """Stop one head (poison pill, then terminate and kill after threads_timeout).
@@ -344,11 +357,9 @@ class Application:
 
         def start_again() -> None:
             try:
-                supervisor.start(name)
+                self.start(name, done)
             except PolycephalyError as exc:
                 done(exc)
-                return
-            done(None)
         supervisor.stop_soon(name, self.threads_timeout, start_again)
 
     def status(self) -> list[dict]:

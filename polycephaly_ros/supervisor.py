@@ -56,6 +56,7 @@ class _Handle:
     restart_at: float | None = None     # when a restart is due (state restarting)
     last_error: str | None = None
     when_stopped: list = field(default_factory=list)  # stop_soon()'s callbacks
+    when_born: list = field(default_factory=list)  # start()'s callbacks, with done
 
 
 class Supervisor:
@@ -98,11 +99,12 @@ class Supervisor:
             if handle.spec.autostart:
                 self.start(name)
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, done: Callable[[], None] | None = None) -> None:
         """Start a stopped head and wait (up to threads_timeout) until its birth() is done.
 
-        Raises UnknownHead for a name that is no sub-head, StateError when it is not stopped
-        (a pending restart is started now instead).
+        With done, return at once and call done() from the main head's loop once the head was
+        born, ended, or was not born in time. Raises UnknownHead for a name that is no
+        sub-head, StateError when it is not stopped (a pending restart is started now instead).
         """
         handle = self._handle(name)
         if handle.state == 'abandoned':
@@ -125,6 +127,14 @@ class Supervisor:
                       self._settings))
             handle.thread.start()
         elif not self._spawn(handle, frequency):
+            if done is not None:
+                self._main_inbox.call_later(0.0, done)
+            return
+        if done is not None:
+            handle.when_born.append(done)
+            generation = handle.generation
+            self._main_inbox.call_later(self._settings.start_timeout,
+                                        lambda: self._born_late(handle, generation))
             return
         deadline = time.monotonic() + self._settings.start_timeout
         while (handle.state == 'running' and handle.born != handle.generation
@@ -136,6 +146,18 @@ class Supervisor:
                 break
             self._main_inbox.poll(remaining, ignore_queued=True)
         _log.info('started head %r (%s, generation %d)', name, spec.mode, handle.generation)
+
+    def _born_late(self, handle: _Handle, generation: int) -> None:
+        """Call start()'s done callbacks of a head not born in time (it goes on starting)."""
+        if handle.generation == generation and handle.when_born:
+            _log.warning('head %r was not born within %g s; going on', handle.spec.name,
+                         self._settings.start_timeout)
+            self._call_when_born(handle)
+
+    def _call_when_born(self, handle: _Handle) -> None:
+        waiting, handle.when_born = handle.when_born, []
+        for done in waiting:
+            self._main_inbox.call_later(0.0, done)
 
     def _spawn(self, handle: _Handle, frequency: float) -> bool:
         """Start a head process (a new fork server first if it died); False if it cannot."""
@@ -301,6 +323,8 @@ class Supervisor:
         handle = self.handles.get(envelope.get('sender'))
         if handle is not None:
             handle.born = (envelope.get('body') or {}).get('generation', 0)
+            if handle.born == handle.generation:
+                self._call_when_born(handle)
 
     def on_report(self, envelope: dict) -> None:
         """Take a head's report of its end (a control envelope)."""
@@ -353,6 +377,7 @@ class Supervisor:
         waiting, handle.when_stopped = handle.when_stopped, []
         for done in waiting:
             self._main_inbox.call_later(0.0, done)  # (after this exit is fully taken in)
+        self._call_when_born(handle)  # (ended before its birth was done)
         if loss is not None:
             handle.lost += loss.count
         if loss is not None and (loss.recovered or loss.vanished):

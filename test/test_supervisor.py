@@ -9,7 +9,7 @@ import pytest
 
 from harness import ask, run_script, until
 from heads import CrashInLife, Echo, Freezer, SlowDeath, Stopper, TimedEcho, Worker
-from polycephaly_ros import Application, ConfigurationError, StateError
+from polycephaly_ros import Application, ConfigurationError, Process, StateError
 
 
 def journal_lines(path):
@@ -328,3 +328,36 @@ def test_an_abandoned_thread_head_never_starts_again():
                                          'restart': 'always'})], threads_timeout=0.5)
     state, refused = app.outcome
     assert state == 'abandoned' and 'abandoned' in refused
+
+
+class SlowBirth(Process):
+    """A head whose birth() waits for the Event kwargs['gate'], then fails if kwargs['fail']."""
+
+    def birth(self) -> None:
+        assert self.kwargs['gate'].wait(30)
+        if self.kwargs.get('fail'):
+            raise RuntimeError('birth failed')
+
+
+@pytest.mark.parametrize('fail', [False, True])
+def test_start_with_done_calls_back_when_born_and_the_main_head_serves_meanwhile(fail):
+    gate = threading.Event()
+
+    def script(main):
+        results = []
+        main.application.start('slow', results.append)
+        meanwhile = ask(main, 'echo', 'ping', 'served meanwhile')  # (before: after the birth)
+        waiting = list(results)
+        gate.set()
+        until(main, lambda: results)
+        return meanwhile, waiting, results
+
+    app = run_script(script, [(SlowBirth, {'name': 'slow', 'gate': gate, 'fail': fail,
+                                           'autostart': False}),
+                              (Echo, {'name': 'echo'})])
+    meanwhile, waiting, results = app.outcome
+    assert meanwhile == 'served meanwhile' and waiting == []
+    if fail:
+        assert isinstance(results[0], StateError) and 'birth failed' in str(results[0])
+    else:
+        assert results == [None]

@@ -33,8 +33,9 @@ subject             body                            answer
 
 Any other subject from outside is answered with an ``error`` listing these. Nothing makes the
 main head wait: a request for another head's answer (``network``, ``updates``, ...) is passed
-on and answered when that head answers (or after 3 s with an error), and ``stop_head`` and
-``restart_head`` are answered once the head ended, while every other request is answered.
+on and answered when that head answers (or after 3 s with an error), ``start_head`` once the
+head was born, ``stop_head`` once it ended and ``restart_head`` once it was born again, while
+every other request is answered.
 """
 
 from __future__ import annotations
@@ -227,11 +228,8 @@ class ServiceMain(RobotHead):
             self.respond(message, {'head': name, 'done': verb, 'state': state})
 
         try:
-            if verb == 'start':
-                self.application.start(name)
-                done()
-            else:  # (answered once the head ended: other requests are answered meanwhile)
-                getattr(self.application, verb)(name, done)
+            # Answered once the head was born or ended: other requests are answered meanwhile.
+            getattr(self.application, verb)(name, done)
         except PolycephalyError as exc:
             done(exc)
 
