@@ -18,10 +18,17 @@ from typing import Any
 class Throttle:
     """A logger's lines of one kind or another, at most burst per period for each kind."""
 
-    def __init__(self, logger: logging.Logger, period: float = 10.0, burst: int = 5) -> None:
+    #: The defaults of every throttle (a test that counts log lines may raise burst).
+    period: float = 10.0
+    burst: int = 5
+
+    def __init__(self, logger: logging.Logger, period: float | None = None,
+                 burst: int | None = None) -> None:
         self.logger = logger
-        self.period = period
-        self.burst = burst
+        if period is not None:
+            self.period = period
+        if burst is not None:
+            self.burst = burst
         self._lock = threading.Lock()
         self._windows: dict[str, list[float | int]] = {}  # kind -> [window start, lines, held]
 

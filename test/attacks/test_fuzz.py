@@ -63,11 +63,14 @@ headers = {
 @st.composite
 def frames(draw: Any) -> bytes:
     """Return one line: a JSON object with some headers (maybe bad), or bytes that are not."""
-    if draw(st.integers(0, 9)) == 0:  # bytes that are no JSON object
+    kind = draw(st.integers(0, 9))
+    if kind == 0:  # bytes that are no JSON object
         raw = draw(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
         return raw.replace(b'\n', b' ')
     chosen = draw(st.lists(st.sampled_from(sorted(headers)), unique=True))
     envelope = {h: draw(headers[h]) for h in chosen}
+    if kind == 1:  # a good request, whatever else it carries
+        envelope.update(recipient='echo', subject='ping', sender=draw(names))
     envelope['threadid'] = draw(st.uuids()).hex  # so its answer can be told from the others
     try:
         return orjson.dumps(envelope)
