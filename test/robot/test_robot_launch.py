@@ -5,9 +5,13 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+import shutil
+import signal
 from pathlib import Path
 
 import pytest
+
+from robot_support import RawClient, procs, socket_of, write_config  # noqa: F401 (fixture)
 
 LAUNCH = Path(__file__).resolve().parents[2] / 'launch'
 FILES = ('robot.launch.py', 'system_service.launch.py', 'touchscreen.launch.py')
@@ -37,8 +41,8 @@ def test_launch_files_name_installed_executables(name):
 
 def need_launch() -> None:
     for module in ('launch', 'launch_ros'):
-        pytest.importorskip(module, reason=f'the ROS 2 `{module}` package cannot be imported here '
-                            '(no PyPI wheel for it); this test runs where it imports')
+        pytest.importorskip(module, reason=f'the ROS 2 `{module}` package cannot be imported here: '
+                            './dev setup installs it from ROS_LAUNCH_DIR (../shared/ros-launch)')
 
 
 def _load(name: str):
@@ -74,3 +78,32 @@ def test_robot_launch_includes_both():
     description = _load('robot.launch.py')
     includes = [e for e in description.entities if isinstance(e, IncludeLaunchDescription)]
     assert len(includes) == 2
+
+
+def test_ros2_launch_runs_both_applications_and_sigint_stops_everything(tmp_path, procs):
+    """The real `ros2 launch polycephaly_ros robot.launch.py`, stopped as Ctrl-C would."""
+    need_launch()
+    ros2 = shutil.which('ros2')
+    assert ros2, 'the ros2 command is not installed'
+    config = write_config(tmp_path)
+    launch = procs.start('launch', [ros2, 'launch', 'polycephaly_ros', 'robot.launch.py',
+                                    f'config:={config}', 'headless:=on'],
+                         start_new_session=True, env=dict(os.environ, ROS_LOG_DIR=str(tmp_path)))
+    client = RawClient(socket_of(config))
+    try:
+        status = client.ask('status')['body']
+    finally:
+        client.close()
+    assert {h['name']: h['state'] for h in status['heads']} == {
+        'network': 'running', 'updates': 'running', 'diagnostics': 'running',
+        'uds_server': 'running'}
+    # The touchscreen, launched beside it, got the service's status over the socket.
+    while True:
+        _, line = launch.lines.get(timeout=30)
+        assert line is not None, 'ros2 launch ended:\n' + '\n'.join(launch.seen[-30:])
+        launch.seen.append(line)
+        if 'touchscreen: status #1: service pid ' in line:
+            break
+    assert f'service pid {status["pid"]} ' in line
+    launch.signal(signal.SIGINT)
+    assert launch.wait(30) == 0, '\n'.join(launch.seen[-30:]) + launch.log()
