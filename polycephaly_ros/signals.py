@@ -42,11 +42,6 @@ class SignalRelay:
         self._sockets: tuple[socket.socket, socket.socket] | None = None
         self._active = False
 
-    @property
-    def active(self) -> bool:
-        """Tell whether signals are relayed (only in the main thread)."""
-        return self._active
-
     def __enter__(self) -> SignalRelay:
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.signal(s, self._note) for s in self._signals}

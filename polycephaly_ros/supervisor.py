@@ -152,10 +152,12 @@ class Supervisor:
         if handle.generation == generation and handle.when_born:
             _log.warning('head %r was not born within %g s; going on', handle.spec.name,
                          self._settings.start_timeout)
-            self._call_when_born(handle)
+            self._call_soon(handle.when_born)
 
-    def _call_when_born(self, handle: _Handle) -> None:
-        waiting, handle.when_born = handle.when_born, []
+    def _call_soon(self, callbacks: list) -> None:
+        """Empty callbacks and call each from the main head's loop, after what runs now."""
+        waiting = callbacks[:]
+        callbacks.clear()
         for done in waiting:
             self._main_inbox.call_later(0.0, done)
 
@@ -324,7 +326,7 @@ class Supervisor:
         if handle is not None:
             handle.born = (envelope.get('body') or {}).get('generation', 0)
             if handle.born == handle.generation:
-                self._call_when_born(handle)
+                self._call_soon(handle.when_born)
 
     def on_report(self, envelope: dict) -> None:
         """Take a head's report of its end (a control envelope)."""
@@ -374,10 +376,8 @@ class Supervisor:
         handle.exits += 1
         handle.last_error = error if failed else None
         self._directory.set_running(name, False)
-        waiting, handle.when_stopped = handle.when_stopped, []
-        for done in waiting:
-            self._main_inbox.call_later(0.0, done)  # (after this exit is fully taken in)
-        self._call_when_born(handle)  # (ended before its birth was done)
+        self._call_soon(handle.when_stopped)  # (after this exit is fully taken in)
+        self._call_soon(handle.when_born)  # (ended before its birth was done)
         if loss is not None:
             handle.lost += loss.count
         if loss is not None and (loss.recovered or loss.vanished):

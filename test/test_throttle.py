@@ -13,8 +13,7 @@ pytestmark = pytest.mark.fast
 
 def test_a_kind_logs_its_burst_then_holds_back_and_says_how_many_later(caplog):
     caplog.set_level(logging.WARNING, logger='t')
-    throttle = Throttle(logging.getLogger('t'), period=0.0, burst=2)
-    throttle.period = 3600.0
+    throttle = Throttle(logging.getLogger('t'), period=3600.0, burst=2)
     logged = [throttle.warning('bad', 'line %d', i) for i in range(5)]
     assert logged == [True, True, False, False, False]
     assert throttle.warning('other', 'another kind') is True  # (each kind has its own burst)
