@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import logging
 import os
 import shutil
 import signal
@@ -37,6 +38,16 @@ def test_launch_files_name_installed_executables(name):
         assert os.access(installed(executable), os.X_OK), executable
     if name != 'robot.launch.py':
         assert len(executables) == 1
+
+
+@pytest.fixture(autouse=True)
+def _logging_kept_as_it_was():
+    """Undo what importing launch does to this process: every later logger a LaunchLogger
+    that does not propagate (so caplog would see nothing), the root logger at INFO."""
+    logger_class, level = logging.getLoggerClass(), logging.root.level
+    yield
+    logging.setLoggerClass(logger_class)
+    logging.root.setLevel(level)
 
 
 def need_launch() -> None:
