@@ -13,18 +13,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import os
 import shutil
 import signal
 import threading
 from typing import Any, Callable
 
 from . import directory as dirs
+from . import fork_server
 from . import envelope as env
 from . import restart as restart_policy
 from .bus import MAX_ENVELOPE, Bus
 from .errors import EXIT_CONFIG, ConfigurationError, PolycephalyError, StateError
 from .head import Process, check_frequency
 from .inbox import Inbox
+from .ros.discovery_server import checked_option as discovery_server_option
 from .routes.base import RouteHead
 from .runtime import HeadRuntime, Settings
 from .signals import SignalRelay
@@ -62,6 +65,8 @@ class Application:
         start_method: str = 'forkserver',
         ros: bool | None = None,
         handle_signals: bool = True,
+        parallel_start: bool = False,
+        discovery_server: str | None = None,
     ) -> None:
         self._main_target = head_class(main) if main is not None else Process
         self.main_name = checked_name(name)
@@ -96,6 +101,10 @@ class Application:
         self.start_method = start_method
         self._ros = ros
         self._handle_signals = handle_signals
+        #: Start the autostart heads together instead of each after the previous one's birth().
+        self.parallel_start = bool(parallel_start)
+        #: None (simple discovery), "start" or "host:port" (ros/discovery_server.py).
+        self.discovery_server = discovery_server_option(discovery_server)
         self._global_frequency = 10.0
         self._specs: dict[str, HeadSpec] = {}
         self._started = False
@@ -191,15 +200,16 @@ class Application:
                 else None
             if self.start_method == 'forkserver' and any(
                     s.mode == PROCESS for s in self._specs.values()):
-                from multiprocessing import forkserver
-                forkserver.ensure_running()  # before rclpy starts here: heads fork from it
+                fork_server.ensure_running(use_ros)  # before rclpy starts here
             host = None
             if use_ros:
                 from .ros import shared_memory
                 from .ros.host import RclpyHost
 
                 shared_memory.remove_stale()  # what SIGKILLed processes left in /dev/shm
-                host = RclpyHost(self.namespace, self.private_shared_memory)
+                settings.discovery_server = self._discovery_address(made)
+                host = RclpyHost(self.namespace, self.private_shared_memory,
+                                 settings.discovery_server)
                 made.callback(host.shutdown)
             directory, listeners, rundir = dirs.create(
                 [self.main_name, *self._specs], self.queue_size, context, remote=remote,
@@ -223,9 +233,11 @@ class Application:
             runtime = self._main_runtime = HeadRuntime(
                 self._make_main, name=self.main_name, bus=bus, inbox=inbox, settings=settings,
                 frequency=self._main_frequency or self._global_frequency, host=host,
-                on_control=self._on_main_control)
+                on_control=self._on_main_control,
+                node_services=self._main_target.node_services is not False)
             directory.set_running(self.main_name, True)
-            error = runtime.run(after_birth=self._supervisor.start_autostart,
+            error = runtime.run(after_birth=lambda: self._supervisor.start_autostart(
+                                    self.parallel_start),
                                 before_death=self._stop_heads)
             if error is not None:
                 self.exit_code = EXIT_CONFIG if runtime.fatal else 1
@@ -235,6 +247,21 @@ class Application:
             log = _log.error if self.exit_code else _log.info
             log('application stopped: %s', self.reason)
         return self.exit_code
+
+    def _discovery_address(self, made: contextlib.ExitStack) -> str | None:
+        """Return the discovery server's address (starting one if asked), or None."""
+        if self.discovery_server is None:
+            return None
+        previous = os.environ.get('ROS_DISCOVERY_SERVER')  # (this process's, set by the host)
+        made.callback(lambda: os.environ.pop('ROS_DISCOVERY_SERVER', None) if previous is None
+                      else os.environ.__setitem__('ROS_DISCOVERY_SERVER', previous))
+        if self.discovery_server != 'start':
+            return self.discovery_server
+        from .ros import discovery_server
+
+        address, close = discovery_server.start()
+        made.callback(close)  # (after the last participant of this process is gone)
+        return address
 
     def _make_main(self) -> Process:
         head = self._main_head = self._main_target()

@@ -39,6 +39,11 @@ class Process:
     #: answered with an ``error`` envelope naming the head and the subject (it is always
     #: counted in ``unmatched`` and logged).
     answer_unmatched: bool = True
+    #: Whether the head's rclpy node offers the per-node services (parameter services and
+    #: type description): None gives them to the main head only; a sub-head's node then
+    #: carries only its inbox topics (and /rosout, /parameter_events), so many heads start
+    #: fast. Set it True on a sub-head class whose parameters others set or read.
+    node_services: bool | None = None
 
     def __init__(self) -> None:
         self._filters = FilterSet()

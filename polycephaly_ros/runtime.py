@@ -73,6 +73,7 @@ class Settings:
     start_timeout: float
     max_envelope: int = 256 << 20
     private_shared_memory: bool = True
+    discovery_server: str | None = None  # the address of the participants' discovery server
 
 
 class HeadRuntime:
@@ -94,6 +95,7 @@ class HeadRuntime:
         keep_inbox: bool = False,
         on_control: Callable[[dict], None] | None = None,
         let_it_crash: bool | None = None,
+        node_services: bool = False,
     ) -> None:
         self._make = make
         self.name = name
@@ -108,6 +110,8 @@ class HeadRuntime:
         self.generation = generation
         #: The head's let_it_crash, when its add_process() set one (None: its class decides).
         self.let_it_crash = let_it_crash
+        #: Whether the head's node offers parameter and type description services.
+        self.node_services = node_services
         self.node: Any = None
         self.head: Process | None = None
         self._host = host
@@ -177,7 +181,7 @@ class HeadRuntime:
         self.bus.attach_inbox(self.name, inbox)
         owned.callback(self._close_inbox)
         if self._host is not None:
-            self.node = self._host.create_node(self.name)
+            self.node = self._host.create_node(self.name, self.node_services)
             self.own(lambda: self._host.destroy_node(self.node), 'the node')
         head = self.head = self._make()
         head._attach(self)
@@ -281,7 +285,8 @@ def run_thread_head(spec: HeadSpec, inbox: Inbox, frequency: float, generation: 
     """Run one sub-head in this thread (the target of its thread), then report its end."""
     runtime = HeadRuntime(spec.target, name=spec.name, bus=bus, inbox=inbox, settings=settings,
                           frequency=frequency, args=spec.args, kwargs=spec.kwargs, host=host,
-                          generation=generation, keep_inbox=True, let_it_crash=spec.let_it_crash)
+                          generation=generation, keep_inbox=True, let_it_crash=spec.let_it_crash,
+                          node_services=bool(spec.target.node_services))
     error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation))
     report_exit(bus, settings, spec.name, generation, error, runtime.unhandled, runtime.fatal)
 
@@ -301,12 +306,13 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
     try:
         from .ros.host import RclpyHost
 
-        host = (RclpyHost(settings.namespace, settings.private_shared_memory) if settings.ros
-                else None)
+        host = (RclpyHost(settings.namespace, settings.private_shared_memory,
+                          settings.discovery_server) if settings.ros else None)
         runtime = HeadRuntime(spec.target, name=spec.name, bus=bus, inbox=inbox,
                               settings=settings, frequency=frequency, args=spec.args,
                               kwargs=spec.kwargs, host=host, generation=generation,
-                              let_it_crash=spec.let_it_crash)
+                              let_it_crash=spec.let_it_crash,
+                              node_services=bool(spec.target.node_services))
         error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation))
         unhandled, fatal = runtime.unhandled, runtime.fatal
     except BaseException:
@@ -319,32 +325,6 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
         bus.close()
         inbox.close()
     sys.exit(1 if error else 0)
-
-
-def relaunch_fork_server() -> None:
-    """Forget a fork server that died and start a new one (multiprocessing keeps no public way).
-
-    The new server is a fresh interpreter (fork and exec), so nothing of this process's rclpy
-    comes with it.
-    """
-    from multiprocessing import forkserver
-
-    server = forkserver._forkserver
-    with server._lock:
-        if server._forkserver_alive_fd is not None:
-            os.close(server._forkserver_alive_fd)
-        if server._forkserver_pid is not None:
-            try:
-                os.waitpid(server._forkserver_pid, os.WNOHANG)
-            except ChildProcessError:  # reaped already (e.g. by a subreaper)
-                pass
-        address = server._forkserver_address
-        if address and os.path.exists(address):
-            os.unlink(address)
-        server._forkserver_address = None
-        server._forkserver_alive_fd = None
-        server._forkserver_pid = None
-    forkserver.ensure_running()
 
 
 def _tie_to_supervisor(lifeline: Any) -> None:

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import envelope as env
+from . import fork_server
 from .bus import Bus
 from .directory import Directory
 from .errors import EXIT_CONFIG, StateError, UnknownHead
 from .inbox import Inbox
 from .reclaim import Loss, nothing_held, reclaim
 from .restart import RestartPolicy
-from .runtime import Settings, relaunch_fork_server, run_process_head, run_thread_head
+from .runtime import Settings, run_process_head, run_thread_head
 from .spec import PROCESS, THREAD, HeadSpec
 
 if TYPE_CHECKING:
@@ -90,14 +91,27 @@ class Supervisor:
                                      priority=settings.priority, poison_pill=settings.poison_pill)
 
     # -- starting --------------------------------------------------------------------
-    def start_autostart(self) -> None:
-        """Start every autostart head, in the order they were added, until a stop is asked."""
+    def start_autostart(self, parallel: bool = False) -> None:
+        """Start every autostart head, in the order they were added, until a stop is asked.
+
+        In parallel, start each without waiting for the previous one's birth(), then wait
+        (up to threads_timeout) until every one was born or ended.
+        """
+        waiting = []
         for name, handle in self.handles.items():
             if self._should_stop():
                 _log.info('stop asked during start-up: heads from %r on are not started', name)
                 return
             if handle.spec.autostart:
-                self.start(name)
+                self.start(name, (lambda: None) if parallel else None)
+                waiting.append(handle)
+        deadline = time.monotonic() + self._settings.start_timeout
+        while parallel and not self._should_stop() and any(
+                h.state == 'running' and h.born != h.generation for h in waiting):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break  # (each late head was logged by _born_late)
+            self._main_inbox.poll(remaining, ignore_queued=True)
 
     def start(self, name: str, done: Callable[[], None] | None = None) -> None:
         """Start a stopped head and wait (up to threads_timeout) until its birth() is done.
@@ -165,6 +179,8 @@ class Supervisor:
         """Start a head process (a new fork server first if it died); False if it cannot."""
         name = handle.spec.name
         for attempt in (1, 2):
+            if self._context.get_start_method() == 'forkserver':
+                fork_server.ensure_running(self._settings.ros)  # (a dead one: started our way)
             process = self._context.Process(
                 target=run_process_head, name=f'polycephaly:{name}',
                 args=(handle.spec, frequency, handle.generation, self._directory,
@@ -177,7 +193,7 @@ class Supervisor:
                     self._on_exit(handle, True, f'could not start its process: {exc}')
                     return False
                 _log.warning('the fork server is gone (%s): starting a new one', exc)
-                relaunch_fork_server()
+                fork_server.relaunch(self._settings.ros)
         handle.process = process
         self._main_inbox.watch(process.sentinel,
                                lambda _fd, h=handle, p=process: self._on_sentinel(h, p))

@@ -361,3 +361,30 @@ def test_start_with_done_calls_back_when_born_and_the_main_head_serves_meanwhile
         assert isinstance(results[0], StateError) and 'birth failed' in str(results[0])
     else:
         assert results == [None]
+
+
+class MeetsAtBirth(Process):
+    """A head whose birth() waits at the Barrier kwargs['barrier'] for the other heads'."""
+
+    def birth(self) -> None:
+        self.kwargs['barrier'].wait(self.kwargs['wait'])
+
+
+@pytest.mark.parametrize('parallel', [False, True])
+def test_parallel_start_runs_births_together_while_the_default_runs_them_in_order(parallel):
+    barrier = threading.Barrier(2)
+    wait = 20.0 if parallel else 0.5  # (in order, the first birth waits for one never started)
+
+    def script(main):
+        return [(h['name'], h['state']) for h in main.application.status()]
+
+    app = run_script(script, [(MeetsAtBirth, {'name': 'first', 'barrier': barrier, 'wait': wait}),
+                              (MeetsAtBirth, {'name': 'second', 'barrier': barrier,
+                                              'wait': wait})],
+                     parallel_start=parallel)
+    states = dict(app.outcome)
+    if parallel:
+        assert states == {'first': 'running', 'second': 'running'}
+    else:  # the second birth came only once the first had failed: they never met
+        assert states == {'first': 'stopped', 'second': 'stopped'}
+        assert all('BrokenBarrierError' in h['last_error'] for h in app.status())

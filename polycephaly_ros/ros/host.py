@@ -49,15 +49,21 @@ def isolate_discovery() -> None:
 class RclpyHost:
     """One rclpy context per process, spun by one executor thread, hosting the heads' nodes.
 
+    With a discovery_server address the process's participant is that server's client
+    (ros/discovery_server.py) instead of using simple discovery.
+
     Threading contract: create_node() and destroy_node() may be called from any thread;
     node callbacks run in the executor thread (a head's inbox topics have none: the head's
     thread takes them, see ros.bridge.RosInbox); shutdown() is called once, by the owner.
     """
 
-    def __init__(self, namespace: str = '', private_shared_memory: bool = True) -> None:
+    def __init__(self, namespace: str = '', private_shared_memory: bool = True,
+                 discovery_server: str | None = None) -> None:
         global _live_hosts, _started_hosts, _fork_hook_installed
         self._private_shared_memory = private_shared_memory
         isolate_discovery()
+        if discovery_server is not None:  # (read when the context's participant is made)
+            os.environ['ROS_DISCOVERY_SERVER'] = discovery_server
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
@@ -92,11 +98,20 @@ class RclpyHost:
                     return  # (teardown: the context went while a wait was being set up)
                 _log.exception('a ROS callback raised; the executor goes on serving the others')
 
-    def create_node(self, name: str) -> Any:
-        """Create a node named name in the host's namespace and spin it."""
-        import rclpy
+    def create_node(self, name: str, services: bool = True) -> Any:
+        """Create a node named name in the host's namespace and spin it.
 
-        node = rclpy.create_node(name, namespace=self.namespace, context=self.context)
+        Without services the node offers no parameter services and no type description
+        service (fewer endpoints for every other participant to discover).
+        """
+        import rclpy
+        from rclpy.parameter import Parameter
+
+        node = rclpy.create_node(
+            name, namespace=self.namespace, context=self.context,
+            start_parameter_services=services,
+            parameter_overrides=None if services else [
+                Parameter('start_type_description_service', value=False)])
         with self._lock:
             self._nodes.append(node)
         if self._private_shared_memory:  # the participant (and its segment) exists by now

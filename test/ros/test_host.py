@@ -3,7 +3,7 @@
 import threading
 
 from harness import ask, run_ros_script, run_script, until
-from heads import Echo
+from heads import Echo, ServicedEcho
 from polycephaly_ros.ros import host as rclpy_host
 
 
@@ -89,3 +89,27 @@ def test_a_ros_callback_that_raises_is_logged_and_the_others_keep_being_served(c
         assert 'a ROS callback raised' in caplog.text and 'ValueError: bug on' in caplog.text
     finally:
         host.shutdown()
+
+
+def test_sub_head_nodes_are_lean_unless_their_class_asks_for_node_services():
+    heads = [(Echo, {'name': 'lean', 'mode': 'process'}),
+             (ServicedEcho, {'name': 'full', 'mode': 'process'})]
+
+    def services(node, name):
+        return {s.rsplit('/', 1)[1] for s, _ in
+                node.get_service_names_and_types_by_node(name, '/')}
+
+    def script(main):
+        until(main, lambda: {'lean', 'full'} <= {n for n in main.node.get_node_names()},
+              timeout=20)
+        until(main, lambda: 'get_parameters' in services(main.node, 'full'), timeout=20)
+        ask(main, 'lean', 'ping')  # (born and answering: its endpoints are all made)
+        return services(main.node, 'main'), services(main.node, 'lean'), \
+            services(main.node, 'full')
+
+    main_services, lean, full = run_ros_script(script, heads).outcome
+    parameters = {'get_parameters', 'set_parameters', 'list_parameters', 'describe_parameters',
+                  'get_parameter_types', 'set_parameters_atomically'}
+    assert parameters | {'get_type_description'} <= main_services  # the main head keeps them
+    assert parameters | {'get_type_description'} <= full
+    assert lean == set(), lean

@@ -81,6 +81,12 @@ class Echo(Process):
         self.reply(message)
 
 
+class ServicedEcho(Echo):
+    """An Echo whose node offers the per-node services (parameters, type description)."""
+
+    node_services = True
+
+
 class Sink(Process):
     """Collect the bodies of 'item' envelopes; answer 'report' with a summary."""
 
