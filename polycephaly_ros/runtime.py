@@ -6,15 +6,18 @@ opens, in this order, and closes in the reverse order (an ExitStack):
 1. the **inbox**: attached to the bus, so heads of this process queue to it directly; at the
    end, the envelopes still queued are counted and logged, then it is closed (a thread
    head's inbox is kept by the supervisor across restarts);
-2. the head's **rclpy node**, when the application runs ROS;
+2. the head's **rclpy node**, when the application runs ROS (a process head's node goes with
+   its process's rclpy context, after the head reported its end: DDS teardown can hang);
 3. the **head** itself (its declared filters) and its **ROS inbox** topics
    (:mod:`polycephaly_ros.ros.bridge`): what still waits there at the end is answered with
    errors;
 4. whatever the head, its bridges and routes open while running and hand to :meth:`own`: a
    route's transport and its place in the bus's routing table, topic bridges.
 
-Between 3 and the closing, the head lives: birth(), life() at its frequency, then (after an
-orderly stop) the mail already queued, then death().
+Between 3 and the closing, the head lives: birth() (for a gated head, once the supervisor
+sends BEGIN: its turn in the application's start-up), life() at its frequency, then (after an
+orderly stop) the mail already queued, then death(). A head stopped before its birth() never
+runs death(); the mail queued for it is counted as unhandled.
 
 The runtime is also the head's interface for bridges and routes (``head.runtime``): its
 ``name``, ``node``, ``inbox`` (the head's event loop, to watch descriptors), ``bus``,
@@ -56,6 +59,12 @@ if TYPE_CHECKING:
 _log = logging.getLogger('polycephaly_ros.runtime')
 #: Longest wait, at a head's end, for senders that took one of its slots to finish writing.
 LAST_READ_TIMEOUT = 1.0
+#: How long a head process may take from the end of its death() to its exit. Fast DDS can
+#: deadlock while entities are destroyed (a discovery message removing a remote endpoint while
+#: the participant's event thread waits for the same lock: eProsima/Fast-DDS#6502), with the
+#: GIL held; then only the kernel can end the process: TEARDOWN_SIGNAL, from a timer.
+TEARDOWN_LIMIT = 2.0
+TEARDOWN_SIGNAL = signal.SIGALRM
 
 
 @dataclass
@@ -96,6 +105,8 @@ class HeadRuntime:
         on_control: Callable[[dict], None] | None = None,
         let_it_crash: bool | None = None,
         node_services: bool = False,
+        gated: bool = False,
+        own_host: bool = False,
     ) -> None:
         self._make = make
         self.name = name
@@ -112,9 +123,13 @@ class HeadRuntime:
         self.let_it_crash = let_it_crash
         #: Whether the head's node offers parameter and type description services.
         self.node_services = node_services
+        #: Wait, once ready, for the supervisor's BEGIN before birth() (its turn in start-up).
+        self.gated = gated
+        self._begun = False
         self.node: Any = None
         self.head: Process | None = None
         self._host = host
+        self._own_host = own_host  # the host is this head's alone: it destroys the node
         self._keep_inbox = keep_inbox
         self._on_control = on_control
         self._owned: contextlib.ExitStack | None = None
@@ -162,8 +177,12 @@ class HeadRuntime:
 
     # -- running -----------------------------------------------------------------------
     def run(self, after_birth: Callable[[], None] | None = None,
-            before_death: Callable[[], None] | None = None) -> str | None:
-        """Open, live, die and close (see the module doc); return the error text if it failed."""
+            before_death: Callable[[], None] | None = None,
+            closing: Callable[[], None] | None = None) -> str | None:
+        """Open, live, die and close (see the module doc); return the error text if it failed.
+
+        closing() is called once the head is over, before what it opened is closed.
+        """
         error = None
         with contextlib.ExitStack() as owned:
             self._owned = owned
@@ -173,6 +192,8 @@ class HeadRuntime:
                 error = traceback.format_exc()
             else:
                 error = self._live(after_birth, before_death)
+            if closing is not None:
+                closing()
         self._owned = None
         return error or self._close_error
 
@@ -182,19 +203,37 @@ class HeadRuntime:
         owned.callback(self._close_inbox)
         if self._host is not None:
             self.node = self._host.create_node(self.name, self.node_services)
-            self.own(lambda: self._host.destroy_node(self.node), 'the node')
+            if not self._own_host:
+                self.own(lambda: self._host.destroy_node(self.node), 'the node')
         head = self.head = self._make()
         head._attach(self)
-        inbox.on_control = self._on_control or head._on_control
+        inbox.on_control = self._control
         if self.node is not None:
             from .ros.bridge import open_ros_inbox
 
             self.own(open_ros_inbox(self).close, 'the ROS inbox')
 
+    def _control(self, envelope: dict) -> None:
+        body = envelope.get('body')
+        if envelope['subject'] == env.BEGIN:
+            if isinstance(body, dict) and body.get('generation') == self.generation:
+                self._begun = True
+        else:
+            (self._on_control or self.head._on_control)(envelope)
+
+    def _await_turn(self) -> bool:
+        """Wait for BEGIN (when gated); False if the head was stopped before its turn."""
+        while self.gated and not self._begun and not self.head.stopping:
+            self.inbox.poll(None, ignore_queued=True)
+        return not self.head.stopping
+
     def _live(self, after_birth: Callable[[], None] | None,
               before_death: Callable[[], None] | None) -> str | None:
         head = self.head
         error = None
+        if not self._await_turn():  # stopped before its birth(): no death() either
+            self._last_mail(serve=False)
+            return None
         try:
             head._loop(after_birth)
         except SystemExit as exc:
@@ -281,18 +320,19 @@ def report_exit(bus: Bus, settings: Settings, name: str, generation: int,
 
 
 def run_thread_head(spec: HeadSpec, inbox: Inbox, frequency: float, generation: int, bus: Bus,
-                    host: RclpyHost | None, settings: Settings) -> None:
+                    host: RclpyHost | None, settings: Settings, gated: bool = False) -> None:
     """Run one sub-head in this thread (the target of its thread), then report its end."""
     runtime = HeadRuntime(spec.target, name=spec.name, bus=bus, inbox=inbox, settings=settings,
                           frequency=frequency, args=spec.args, kwargs=spec.kwargs, host=host,
                           generation=generation, keep_inbox=True, let_it_crash=spec.let_it_crash,
-                          node_services=bool(spec.target.node_services))
+                          node_services=bool(spec.target.node_services), gated=gated)
     error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation))
     report_exit(bus, settings, spec.name, generation, error, runtime.unhandled, runtime.fatal)
 
 
 def run_process_head(spec: HeadSpec, frequency: float, generation: int, directory: Any,
-                     listener: Any, lifeline: Any, settings: Settings) -> None:
+                     listener: Any, lifeline: Any, settings: Settings,
+                     gated: bool = False) -> None:
     """Run one sub-head in a fresh process: its own inbox, bus, rclpy context and node."""
     _tie_to_supervisor(lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when heads stop
@@ -312,8 +352,10 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
                               settings=settings, frequency=frequency, args=spec.args,
                               kwargs=spec.kwargs, host=host, generation=generation,
                               let_it_crash=spec.let_it_crash,
-                              node_services=bool(spec.target.node_services))
-        error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation))
+                              node_services=bool(spec.target.node_services), gated=gated,
+                              own_host=True)
+        error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation),
+                            closing=_arm_teardown_alarm)
         unhandled, fatal = runtime.unhandled, runtime.fatal
     except BaseException:
         error = traceback.format_exc()
@@ -325,6 +367,12 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
         bus.close()
         inbox.close()
     sys.exit(1 if error else 0)
+
+
+def _arm_teardown_alarm() -> None:
+    """Have the kernel end this process if it still runs TEARDOWN_LIMIT seconds from now."""
+    signal.signal(TEARDOWN_SIGNAL, signal.SIG_DFL)
+    signal.setitimer(signal.ITIMER_REAL, TEARDOWN_LIMIT)
 
 
 def _tie_to_supervisor(lifeline: Any) -> None:

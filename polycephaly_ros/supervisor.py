@@ -1,13 +1,16 @@
 """Start, watch, restart and stop the sub-heads of an application (runs in the main thread).
 
-Heads start in the order added, each after the previous one's birth() (a stop asked meanwhile
-stops the start-up). An ended head is restarted by its policy, after a backoff
+Heads start in the order added: all are made ready at once (their processes, rclpy nodes and
+ROS inboxes come up in parallel, the costly part), then each runs birth() only after the
+previous one's birth() returned (a stop asked meanwhile stops the start-up). An ended head is restarted by its policy, after a backoff
 (:mod:`polycephaly_ros.restart`). A head process that dies is noticed at once (its sentinel
 wakes the main head's loop); what it took with it is counted exactly and its queue slots are
 given back (:mod:`polycephaly_ros.reclaim`) before anything starts again. Every head's exit
 states how many accepted envelopes it left unhandled or lost (``lost`` in status()).
 
-A head that does not stop within the timeout gets SIGTERM, then SIGKILL; a thread head cannot
+A head process still running TEARDOWN_LIMIT after its death() (a hung DDS teardown) is ended by
+its own alarm: that is logged, not counted as a failure. A head that does not stop within the
+timeout gets SIGTERM, then SIGKILL; a thread head cannot
 be killed: it is abandoned (state ``abandoned``) and never started again. If the fork server
 itself dies, the next start launches a new one.
 """
@@ -31,7 +34,8 @@ from .errors import EXIT_CONFIG, StateError, UnknownHead
 from .inbox import Inbox
 from .reclaim import Loss, nothing_held, reclaim
 from .restart import RestartPolicy
-from .runtime import Settings, run_process_head, run_thread_head
+from .runtime import (TEARDOWN_LIMIT, TEARDOWN_SIGNAL, Settings, run_process_head,
+                      run_thread_head)
 from .spec import PROCESS, THREAD, HeadSpec
 
 if TYPE_CHECKING:
@@ -94,27 +98,53 @@ class Supervisor:
     def start_autostart(self, parallel: bool = False) -> None:
         """Start every autostart head, in the order they were added, until a stop is asked.
 
-        In parallel, start each without waiting for the previous one's birth(), then wait
-        (up to threads_timeout) until every one was born or ended.
+        Every head is made ready at once (process, rclpy node, ROS inbox, filters: the costly
+        part); then each runs birth() in turn, after the previous one's birth() returned or it
+        ended (or start_timeout passed). In parallel, every birth() runs as soon as its head is
+        ready, and this returns once every head was born or ended (or start_timeout passed).
         """
-        waiting = []
+        started = []
         for name, handle in self.handles.items():
             if self._should_stop():
                 _log.info('stop asked during start-up: heads from %r on are not started', name)
+                break
+            if handle.spec.autostart and self._launch(handle, gated=not parallel):
+                started.append((handle, handle.generation))
+        if parallel:
+            self._await_births(started)
+            return
+        for handle, generation in started:
+            if self._should_stop():
+                _log.info('stop asked during start-up: heads from %r on are not born',
+                          handle.spec.name)
                 return
-            if handle.spec.autostart:
-                self.start(name, (lambda: None) if parallel else None)
-                waiting.append(handle)
+            if handle.generation == generation and handle.state == 'running':
+                self._bus.post(env.make(self._settings.main, handle.spec.name, env.BEGIN,
+                                        {'generation': generation}), control=True)
+                self._await_births([(handle, generation)])
+
+    def _await_births(self, heads: list[tuple[_Handle, int]]) -> None:
+        """Wait (up to start_timeout) until each head's generation was born or ended."""
         deadline = time.monotonic() + self._settings.start_timeout
-        while parallel and not self._should_stop() and any(
-                h.state == 'running' and h.born != h.generation for h in waiting):
+        while not self._should_stop():
+            waiting = [h for h, g in heads if h.generation == g and h.state == 'running'
+                       and h.born != g]
+            if not waiting:
+                break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                break  # (each late head was logged by _born_late)
+                for handle in waiting:
+                    _log.warning('head %r was not born within %g s; going on',
+                                 handle.spec.name, self._settings.start_timeout)
+                break
             self._main_inbox.poll(remaining, ignore_queued=True)
+        for handle, generation in heads:
+            if handle.generation == generation:
+                _log.info('started head %r (%s, generation %d)', handle.spec.name,
+                          handle.spec.mode, generation)
 
     def start(self, name: str, done: Callable[[], None] | None = None) -> None:
-        """Start a stopped head and wait (up to threads_timeout) until its birth() is done.
+        """Start a stopped head and wait (up to start_timeout) until its birth() is done.
 
         With done, return at once and call done() from the main head's loop once the head was
         born, ended, or was not born in time. Raises UnknownHead for a name that is no
@@ -128,38 +158,37 @@ class Supervisor:
             handle.state, handle.restart_at = 'stopped', None
         if handle.state != 'stopped':
             raise StateError(f'head {name!r} is already {handle.state}')
+        if not self._launch(handle, gated=False):
+            if done is not None:
+                self._main_inbox.call_later(0.0, done)
+            return
+        if done is None:
+            self._await_births([(handle, handle.generation)])
+            return
+        handle.when_born.append(done)
+        generation = handle.generation
+        self._main_inbox.call_later(self._settings.start_timeout,
+                                    lambda: self._born_late(handle, generation))
+
+    def _launch(self, handle: _Handle, gated: bool) -> bool:
+        """Start a stopped head's thread or process; False if it could not start.
+
+        A gated head gets ready, then waits for a BEGIN control envelope before its birth().
+        """
         spec = handle.spec
         handle.generation += 1
         handle.stop_requested = False
         frequency = spec.frequency or self._global_frequency()
-        self._directory.set_running(name, True)
+        self._directory.set_running(spec.name, True)
         handle.state = 'running'
         if spec.mode == THREAD:
             handle.thread = threading.Thread(
-                target=run_thread_head, name=f'head:{name}', daemon=True,
+                target=run_thread_head, name=f'head:{spec.name}', daemon=True,
                 args=(spec, handle.inbox, frequency, handle.generation, self._bus, self._host,
-                      self._settings))
+                      self._settings, gated))
             handle.thread.start()
-        elif not self._spawn(handle, frequency):
-            if done is not None:
-                self._main_inbox.call_later(0.0, done)
-            return
-        if done is not None:
-            handle.when_born.append(done)
-            generation = handle.generation
-            self._main_inbox.call_later(self._settings.start_timeout,
-                                        lambda: self._born_late(handle, generation))
-            return
-        deadline = time.monotonic() + self._settings.start_timeout
-        while (handle.state == 'running' and handle.born != handle.generation
-               and not self._should_stop()):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                _log.warning('head %r was not born within %g s; going on', name,
-                             self._settings.start_timeout)
-                break
-            self._main_inbox.poll(remaining, ignore_queued=True)
-        _log.info('started head %r (%s, generation %d)', name, spec.mode, handle.generation)
+            return True
+        return self._spawn(handle, frequency, gated)
 
     def _born_late(self, handle: _Handle, generation: int) -> None:
         """Call start()'s done callbacks of a head not born in time (it goes on starting)."""
@@ -175,7 +204,7 @@ class Supervisor:
         for done in waiting:
             self._main_inbox.call_later(0.0, done)
 
-    def _spawn(self, handle: _Handle, frequency: float) -> bool:
+    def _spawn(self, handle: _Handle, frequency: float, gated: bool) -> bool:
         """Start a head process (a new fork server first if it died); False if it cannot."""
         name = handle.spec.name
         for attempt in (1, 2):
@@ -184,7 +213,7 @@ class Supervisor:
             process = self._context.Process(
                 target=run_process_head, name=f'polycephaly:{name}',
                 args=(handle.spec, frequency, handle.generation, self._directory,
-                      self._listeners[name], self._lifeline_r, self._settings))
+                      self._listeners[name], self._lifeline_r, self._settings, gated))
             try:
                 process.start()
                 break
@@ -372,6 +401,11 @@ class Supervisor:
         body = handle.reports.pop(handle.generation, None) or {}
         error = body.get('error')
         code = process.exitcode
+        if code == -TEARDOWN_SIGNAL:
+            _log.warning('head %r: its process did not end within %g s of its death() (a hung DDS '
+                         'teardown, see runtime.TEARDOWN_LIMIT): its alarm ended it',
+                         handle.spec.name, TEARDOWN_LIMIT)
+            code = 0
         failed = code != 0 or error is not None
         if failed and error is None:
             error = (f'killed by signal {signal.Signals(-code).name}' if code < 0

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from harness import ask, run_script, until
-from heads import CrashInLife, Echo, Freezer, SlowDeath, Stopper, TimedEcho, Worker
-from polycephaly_ros import Application, ConfigurationError, Process, StateError
+from harness import ask, run_ros_script, run_script, until
+from heads import (BrakesAtBirth, CrashInLife, Echo, Freezer, LingersAfterDeath, SeesTheNextHead,
+                   SlowDeath, Stopper, TimedEcho, Worker)
+from polycephaly_ros import Application, ConfigurationError, Process, StateError, message_filter
 
 
 def journal_lines(path):
@@ -161,6 +162,19 @@ def test_ebrake_from_any_head_stops_everything_and_reports_the_reason(mode, tmp_
     leftover_processes()
 
 
+def test_heads_stopped_before_their_turn_are_neither_born_nor_die(tmp_path, leftover_processes):
+    journal = tmp_path / 'journal'
+    heads = [(BrakesAtBirth, {'name': 'first', 'reason': 'no go'}),
+             (Echo, {'name': 'second', 'mode': 'process', 'journal': str(journal)}),
+             (Echo, {'name': 'third', 'journal': str(journal)})]
+    app = run_script(lambda main: until(main, lambda: False), heads)
+    assert app.exit_code == 1 and app.reason == "emergency brake from 'first': no go"
+    assert events(journal) == []
+    assert [(h['name'], h['exits'], h['last_error']) for h in app.status()] == [
+        ('first', 1, None), ('second', 1, None), ('third', 1, None)]
+    leftover_processes()
+
+
 def test_main_head_ebrake_and_poison_pill():
     def brake(main):
         main.ebrake('from main')
@@ -201,6 +215,22 @@ def test_heads_that_do_not_stop_are_terminated_then_killed(tmp_path, leftover_pr
     assert "head 'slow' did not stop within 1 s: terminating it" in caplog.text
     assert "head 'stubborn' ignored SIGTERM: killing it" in caplog.text
     assert app.exit_code == 0
+    leftover_processes()
+
+
+def test_a_head_process_that_does_not_end_after_death_is_ended_by_its_alarm(
+        leftover_processes, caplog):
+    def script(main):
+        main.application.stop('lingers')
+        return main.application.status()[0]
+
+    started = time.monotonic()
+    app = run_script(script, [(LingersAfterDeath, {'name': 'lingers', 'mode': 'process'})],
+                     threads_timeout=60)
+    # Ended by its alarm 2 s after death(), not after threads_timeout: its report was clean.
+    assert time.monotonic() - started < 30
+    assert app.outcome['state'] == 'stopped' and app.outcome['last_error'] is None
+    assert 'its alarm ended it' in caplog.text
     leftover_processes()
 
 
@@ -388,3 +418,38 @@ def test_parallel_start_runs_births_together_while_the_default_runs_them_in_orde
     else:  # the second birth came only once the first had failed: they never met
         assert states == {'first': 'stopped', 'second': 'stopped'}
         assert all('BrokenBarrierError' in h['last_error'] for h in app.status())
+
+
+def test_heads_get_ready_together_and_are_born_in_order(tmp_path):
+    journal = tmp_path / 'journal'
+    heads = [(SeesTheNextHead, {'name': 'first', 'mode': 'process', 'next': 'second',
+                                'journal': str(journal)}),
+             (Echo, {'name': 'second', 'mode': 'process', 'journal': str(journal)})]
+
+    def script(main):
+        return [(h['name'], h['state'], h['last_error']) for h in main.application.status()]
+
+    app = run_ros_script(script, heads)
+    assert app.outcome == [('first', 'running', None), ('second', 'running', None)]
+    assert events(journal)[:2] == [('first', 'birth'), ('second', 'birth')]
+
+
+class SendsOnAtBirth(Process):
+    """A head whose birth() sends 'ping' to kwargs['to'] and whose filter keeps the reply."""
+
+    def birth(self) -> None:
+        self.send(self.kwargs['to'], 'ping', 'early')
+
+    @message_filter(subject='reply')
+    def answer(self, envelope: dict) -> None:
+        self.kwargs['seen'].append(envelope['body'])
+
+
+@pytest.mark.parametrize('mode', ['thread', 'process'])
+def test_mail_to_a_head_not_yet_born_waits_for_its_birth(mode, tmp_path):
+    journal = tmp_path / 'journal'
+    seen: list = []
+    heads = [(SendsOnAtBirth, {'name': 'first', 'to': 'second', 'seen': seen}),
+             (Echo, {'name': 'second', 'mode': mode, 'journal': str(journal)})]
+    run_script(lambda main: until(main, lambda: seen), heads)
+    assert seen == ['early'] and events(journal)[:1] == [('second', 'birth')]

@@ -164,6 +164,20 @@ class SlowDeath(Process):
         note(self, 'death')
 
 
+class BrakesAtBirth(Process):
+    """Pull the emergency brake in birth(), giving kwargs['reason']."""
+
+    def birth(self) -> None:
+        self.ebrake(self.kwargs['reason'])
+
+
+class LingersAfterDeath(Process):
+    """Leave a non-daemon thread behind in death(): its process cannot end after its report."""
+
+    def death(self) -> None:
+        threading.Thread(target=threading.Event().wait, name='lingering').start()
+
+
 class Worker(Process):
     """Do kwargs['steps'] lives of work, tell main 'finished', then end on its own."""
 
@@ -235,3 +249,13 @@ class Freezer(Process):
     @message_filter(subject='freeze')
     def freeze(self, message: dict) -> None:
         self.kwargs['thaw'].wait(30)
+
+
+class SeesTheNextHead(Process):
+    """A head whose birth() fails unless kwargs['next']'s node comes up while it runs."""
+
+    def birth(self) -> None:
+        name = f"{self.node.get_namespace().rstrip('/')}/{self.kwargs['next']}"
+        if not self.node.wait_for_node(name, 20.0):
+            raise RuntimeError(f'{name} did not come up during the birth() of {self.name}')
+        note(self, 'birth')
