@@ -168,7 +168,10 @@ def raw_start(count: int) -> float:
     elapsed = time.perf_counter() - started
     stop.set()
     for process in processes:
-        process.join(30)
+        process.join(10)
+        if process.exitcode is None:  # its DDS teardown hung (eProsima/Fast-DDS#6502)
+            process.kill()
+            process.join()
     return elapsed
 
 
