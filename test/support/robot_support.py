@@ -123,6 +123,20 @@ class Proc:
         self.popen.stdin.write(text + '\n')
         self.popen.stdin.flush()
 
+    def rest(self, timeout: float = 5.0) -> list[str]:
+        """Return the lines not read yet, until the output ends (or timeout passes)."""
+        rest: list[str] = []
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                _, line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            rest.append(line)
+        return rest
+
     def log(self) -> str:
         self.stderr.flush()
         return self.log_path.read_text(errors='replace')[-6000:]
