@@ -7,7 +7,8 @@ A program written for the original Polycephaly (2019) ports by changing its impo
 
 Importing polycephaly_ros applies :func:`install`, which gives :class:`Application` and
 :class:`Process` the seed's method names (``addProcess``, ``globalFrequency``, ``addFilter``,
-``removeFilter``, ``waitForReply``) and lets them take its option names (``queueSize``,
+``removeFilter``, ``waitForReply``: like the seed's, it returns ``{}`` when no reply came in
+time, where ``wait_for_reply`` raises NoReply) and lets them take its option names (``queueSize``,
 ``queueType``, ``forceStop``, ``threadsTimeout`` for the application, ``boundShutdown`` for a
 head). Everything else in the package uses the snake_case names only.
 """
@@ -27,8 +28,7 @@ logging.addLevelName(NOTICE, 'NOTICE')
 #: Seed method name -> ours, by class name.
 METHODS = {
     'Application': {'addProcess': 'add_process', 'globalFrequency': 'global_frequency'},
-    'Process': {'addFilter': 'add_filter', 'removeFilter': 'remove_filter',
-                'waitForReply': 'wait_for_reply'},
+    'Process': {'addFilter': 'add_filter', 'removeFilter': 'remove_filter'},
 }
 #: Seed option name -> ours, for Application() and add_process().
 APPLICATION_OPTIONS = {'queueSize': 'queue_size', 'queueType': 'queue_type',
@@ -65,6 +65,16 @@ def _renaming(method: Callable[..., Any], names: dict[str, str]) -> Callable[...
     return call
 
 
+def wait_for_reply_or_empty(self: Any, message: dict, timeout: float = 10.0) -> dict:
+    """Return the reply to message, or {} when none came in time (the seed's waitForReply)."""
+    from .errors import NoReply
+
+    try:
+        return self.wait_for_reply(message, timeout)
+    except NoReply:
+        return {}
+
+
 def install() -> None:
     """Give Application and Process the seed's names; applying it twice changes nothing."""
     from .application import Application
@@ -77,3 +87,4 @@ def install() -> None:
     for cls in (Application, Process):
         for seed, ours in METHODS[cls.__name__].items():
             setattr(cls, seed, getattr(cls, ours))
+    Process.waitForReply = wait_for_reply_or_empty

@@ -38,6 +38,14 @@ def test_seed_methods_run_a_seed_style_exchange():
     assert run_script(script, [(Echo, {})]).outcome == 'Hello, World!'
 
 
+def test_seed_wait_for_reply_returns_an_empty_envelope_when_no_reply_comes():
+    def script(main):
+        message = main.send('echo', 'nobody answers this')  # (no filter of echo takes it)
+        return main.waitForReply(message, timeout=0.2)
+
+    assert run_script(script, [(Echo, {})]).outcome == {}
+
+
 def test_the_seed_logger_has_notice_and_pf_pretty_prints(caplog):
     with caplog.at_level(logging.DEBUG):
         Logger('seed').notice('Start : %r', 'Hello, World!')
