@@ -12,6 +12,16 @@ from ..errors import ConfigurationError
 from . import config as cfg
 
 LOG_FORMAT = '[%(asctime)s] %(levelname)s: %(name)s: %(message)s'
+LOG_LEVELS = ('DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL')
+
+
+def log_level(text: str) -> str:
+    """Return text as a log level name (any case; WARN and FATAL as ROS spells them)."""
+    name = {'WARN': 'WARNING', 'FATAL': 'CRITICAL'}.get(text.upper(), text.upper())
+    if name not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f'invalid log level {text!r} (choose from {", ".join(LOG_LEVELS)})')
+    return name
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -27,8 +37,9 @@ def parser(description: str) -> argparse.ArgumentParser:
                    help='override one setting, e.g. service.heads.updates.dry_run=false '
                         '(repeatable; VALUE is read as YAML)')
     p.add_argument('--namespace', help='ROS namespace of the application(s) (robot.namespace)')
-    p.add_argument('--log-level', default=os.environ.get('POLYCEPHALY_LOG_LEVEL', 'INFO'),
-                   help='DEBUG, INFO, WARNING, ... (default INFO)')
+    p.add_argument('--log-level', type=log_level,
+                   default=os.environ.get('POLYCEPHALY_LOG_LEVEL', 'INFO'),
+                   help=f'{", ".join(LOG_LEVELS)}, any case (default INFO)')
     return p
 
 
@@ -88,7 +99,7 @@ def load(args: argparse.Namespace, ros: Sequence[str], section: str) -> tuple[di
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, str(level).upper(), logging.INFO),
+    logging.basicConfig(level=getattr(logging, log_level(level)),
                         format=LOG_FORMAT, stream=sys.stderr)
 
 
