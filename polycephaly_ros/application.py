@@ -11,6 +11,8 @@ head starts the sub-heads once its birth() is done and stops them before its dea
 from __future__ import annotations
 
 import contextlib
+import difflib
+import inspect
 import logging
 import multiprocessing as mp
 import os
@@ -24,6 +26,7 @@ from . import fork_server
 from . import envelope as env
 from . import restart as restart_policy
 from .bus import MAX_ENVELOPE, Bus
+from .compat import APPLICATION_OPTIONS
 from .errors import EXIT_CONFIG, ConfigurationError, PolycephalyError, StateError
 from .head import Process, check_frequency
 from .inbox import Inbox
@@ -35,6 +38,9 @@ from .spec import PROCESS, HeadSpec, checked_name, head_class, head_spec
 from .supervisor import Supervisor
 
 _log = logging.getLogger('polycephaly_ros.application')
+#: The queue size that queue_size=0 (the seed's "unbounded") stands for: the most a POSIX
+#: semaphore counts. Memory is the limit then.
+UNBOUNDED = 2**31 - 1
 #: What stop() and restart() call back when given one: with None, or the error.
 Done = Callable[['PolycephalyError | None'], None]
 
@@ -50,7 +56,7 @@ class Application:
     def __init__(
         self,
         main: Any = None,
-        *,
+        *args: Any,
         name: str = 'main',
         ppill: str | None = None,
         queue_size: int = 1000,
@@ -67,15 +73,24 @@ class Application:
         handle_signals: bool = True,
         parallel_start: bool = False,
         discovery_server: str | None = None,
+        **kwargs: Any,
     ) -> None:
         self._main_target = head_class(main) if main is not None else Process
+        #: What the main head finds in self.args and self.kwargs (as the seed passes them).
+        self.main_args, self.main_kwargs = args, kwargs
+        for key in kwargs:
+            near = difflib.get_close_matches(key, _OPTIONS, n=1)
+            if near:
+                _log.warning('%r is no option of Application(): it goes to the main head\'s '
+                             'kwargs (did you mean %r?)', key, near[0])
         self.main_name = checked_name(name)
         self.poison_pill = ppill if ppill is not None else env.new_id()
         if not isinstance(self.poison_pill, str) or not self.poison_pill:
             raise ConfigurationError(f'the poison pill must be non-empty text, not {ppill!r}')
-        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
-            raise ConfigurationError(f'queue_size must be a whole number >= 1, not {queue_size!r}')
-        self.queue_size = queue_size
+        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 0:
+            raise ConfigurationError(f'queue_size must be a whole number >= 0 (0: unbounded), '
+                                     f'not {queue_size!r}')
+        self.queue_size = queue_size or UNBOUNDED
         kind = str(queue_type).lower()
         if kind not in ('fifo', 'priority'):
             raise ConfigurationError(f'queue_type must be "fifo" or "priority", not {queue_type!r}')
@@ -233,7 +248,7 @@ class Application:
             runtime = self._main_runtime = HeadRuntime(
                 self._make_main, name=self.main_name, bus=bus, inbox=inbox, settings=settings,
                 frequency=self._main_frequency or self._global_frequency, host=host,
-                on_control=self._on_main_control,
+                on_control=self._on_main_control, args=self.main_args, kwargs=self.main_kwargs,
                 node_services=self._main_target.node_services is not False)
             directory.set_running(self.main_name, True)
             error = runtime.run(after_birth=lambda: self._supervisor.start_autostart(
@@ -415,3 +430,8 @@ class Application:
         if self._supervisor is None or self._main_thread != threading.get_ident():
             raise StateError("control heads from the main head's thread while the application runs")
         return self._supervisor
+
+
+#: The option names of Application() (ours and the seed's): a close miss is warned about.
+_OPTIONS = [*(name for name, p in inspect.signature(Application.__init__).parameters.items()
+              if p.kind is p.KEYWORD_ONLY), *APPLICATION_OPTIONS]

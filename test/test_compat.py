@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 
 import polycephaly_ros as polycephaly
-from harness import run_script
-from heads import Echo
+from harness import ask, run_script
+from heads import Blocked, Echo
 from polycephaly_ros.compat import NOTICE, Logger, pf
 
 pytestmark = pytest.mark.fast
@@ -24,8 +25,31 @@ def test_seed_options_of_the_application_and_of_a_head():
     assert spec.bound_shutdown is False and spec.kwargs == {'abc': 123}
     with pytest.raises(TypeError, match="both 'queueSize' and 'queue_size'"):
         polycephaly.Application(queueSize=5, queue_size=6)
-    with pytest.raises(TypeError):
-        polycephaly.Application(queuesize=5)  # a misspelt option is not silently a head kwarg
+
+
+def test_queue_size_0_is_unbounded_as_in_the_seed():
+    gate = threading.Event()
+
+    def script(main):
+        for i in range(3000):  # three times the default queue_size, none taken out meanwhile
+            main.send('blocked', 'item', i, timeout=0)
+        gate.set()
+        return len(ask(main, 'blocked', 'report')['items'])
+
+    app = run_script(script, [(Blocked, {'name': 'blocked', 'gate': gate})], queueSize=0)
+    assert app.queue_size == 2**31 - 1 and app.outcome == 3000
+
+
+def test_unknown_application_options_go_to_the_main_head_as_the_seed_does(caplog):
+    def script(main):
+        return main.args, main.kwargs
+
+    app = run_script(script, [], main_args=('Arg1',), queuesize=5, robot='r2')
+    assert app.outcome == (('Arg1',), {'queuesize': 5, 'robot': 'r2'})
+    # A close miss of an option is said, not silently a kwarg only.
+    assert "'queuesize' is no option of Application()" in caplog.text
+    assert "did you mean 'queue_size'?" in caplog.text
+    assert "'robot'" not in caplog.text
 
 
 def test_seed_methods_run_a_seed_style_exchange():

@@ -31,10 +31,11 @@ class Harness(Application):
     It runs without ROS unless given ``ros=True``: the tests of the core test no ROS.
     """
 
-    def __init__(self, script: Callable[[Process], Any], heads: list = (), **options: Any) -> None:
+    def __init__(self, script: Callable[[Process], Any], heads: list = (),
+                 main_args: tuple = (), **options: Any) -> None:
         options.setdefault('threads_timeout', 10)
         options.setdefault('ros', False)
-        super().__init__(Scripted, **options)
+        super().__init__(Scripted, *main_args, **options)
         self.script, self.heads = script, heads
         self.outcome: Any = None
         self.failure: BaseException | None = None
