@@ -15,8 +15,10 @@ SLOW = str(ROOT / 'test' / 'support' / 'slow_app.py')
 
 
 @pytest.mark.parametrize('mode', ['thread', 'process'])
-def test_hello_world_shows_the_envelopes_of_a_conversation(mode, leftover_processes):
-    program = Program(HELLO, '--mode', mode, '--count', '2', '--frequency', '10')
+def test_hello_world_shows_the_envelopes_of_a_conversation(mode, tmp_path, leftover_processes):
+    # As the README runs it (python -P), from another directory.
+    program = Program('-P', HELLO, '--mode', mode, '--count', '2', '--frequency', '10',
+                      cwd=tmp_path)
     try:
         assert program.finish(timeout=60) == 0
     finally:
@@ -33,8 +35,8 @@ def test_hello_world_shows_the_envelopes_of_a_conversation(mode, leftover_proces
     leftover_processes()
 
 
-def test_seed_example_runs_with_only_its_imports_changed(leftover_processes):
-    program = Program(SEED)
+def test_seed_example_runs_with_only_its_imports_changed(tmp_path, leftover_processes):
+    program = Program('-P', SEED, cwd=tmp_path)
     try:
         program.wait_for(r"'hello' received a reply from 'main'", timeout=30)
         program.proc.send_signal(signal.SIGINT)

@@ -3,10 +3,13 @@
 
 import argparse
 import logging
+import os
 import sys
 
 import polycephaly_ros
-from processes import hello_world, main
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # processes/, under python -P too
+from processes import hello_world, main  # noqa: E402
 
 PPILL = 'STOP!'
 

@@ -3,6 +3,8 @@
 # The seed's "Hello, World!" launch.py, verbatim but for the import block below.
 
 # -- imports: the only lines changed from the original ------------------------------------
+import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # processes/, under python -P too
 import polycephaly_ros as polycephaly
 from polycephaly_ros.compat import Logger
 import processes.helloWorld
