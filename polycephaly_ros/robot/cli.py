@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from typing import Sequence
 
 from ..errors import ConfigurationError
+from ..signals import STOP_SIGNALS
 from . import config as cfg
 
 LOG_FORMAT = '[%(asctime)s] %(levelname)s: %(name)s: %(message)s'
@@ -104,9 +106,16 @@ def setup_logging(level: str) -> None:
 
 
 def run(main, argv: Sequence[str] | None) -> int:
-    """Call main(argv) turning configuration errors into a message and exit code 2."""
+    """Call main(argv) turning configuration errors into a message and exit code 2.
+
+    Once main returns the process is ending: SIGINT and SIGTERM are ignored from then on, so a
+    repeated Ctrl-C cannot turn a clean exit into a KeyboardInterrupt (exit -2).
+    """
     try:
         return main(argv)
     except ConfigurationError as exc:
         print(f'{os.path.basename(sys.argv[0])}: configuration error: {exc}', file=sys.stderr)
         return 2
+    finally:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)

@@ -1,13 +1,15 @@
-"""The robot scripts' shared options: a bad --log-level is refused before anything starts."""
+"""The robot scripts' shared plumbing: options checked before anything starts, signals."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import time
 
 import pytest
 
 from polycephaly_ros.robot.cli import log_level
-from robot_support import script
+from robot_support import RawClient, procs, script, socket_of, write_config  # noqa: F401
 
 
 @pytest.mark.parametrize('name', ['polycephaly-system-service', 'polycephaly-touchscreen',
@@ -24,3 +26,18 @@ def test_a_bad_log_level_is_refused_with_the_levels_there_are(name):
 def test_log_levels_in_any_case_and_as_ros_spells_them():
     assert [log_level(t) for t in ('debug', 'Info', 'WARN', 'fatal', 'ERROR')] == [
         'DEBUG', 'INFO', 'WARNING', 'CRITICAL', 'ERROR']
+
+
+def test_sigint_repeated_while_the_service_stops_never_kills_it(tmp_path, procs):
+    config = write_config(tmp_path)
+    service = procs.service(config)
+    client = RawClient(socket_of(config))
+    try:
+        assert client.ask('status')['subject'] == 'reply'
+    finally:
+        client.close()
+    service.signal(signal.SIGINT)
+    while service.popen.poll() is None:  # Ctrl-C held down: the repetition is the case
+        service.signal(signal.SIGINT)
+        time.sleep(0.01)
+    assert service.wait() == 0, service.log()
