@@ -21,6 +21,11 @@ def default_config() -> str:
     return os.path.join(get_package_share_directory(PACKAGE), 'config', 'robot.yaml')
 
 
+#: Seconds launch waits after SIGINT before SIGTERM, then before SIGKILL (strings, as launch
+#: takes them): above the application's own stop limits (config: threads_timeout, 10 s).
+SIGTERM_AFTER, SIGKILL_AFTER = '15', '5'
+
+
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
         DeclareLaunchArgument('namespace', default_value='', description='ROS namespace'),
@@ -32,6 +37,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('log_level', default_value='INFO'),
         Node(package=PACKAGE, executable='polycephaly-touchscreen',
              namespace=LaunchConfiguration('namespace'), output='screen', emulate_tty=True,
+             # launch escalates only after the application's own limits (threads_timeout 10 s):
+             sigterm_timeout=SIGTERM_AFTER, sigkill_timeout=SIGKILL_AFTER,
              arguments=['--config', LaunchConfiguration('config'),
                         '--headless', LaunchConfiguration('headless'),
                         '--transport', LaunchConfiguration('transport'),

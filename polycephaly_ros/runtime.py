@@ -210,8 +210,15 @@ class HeadRuntime:
         inbox.on_control = self._control
         if self.node is not None:
             from .ros.bridge import open_ros_inbox
+            from .ros.host import bounded
 
-            self.own(open_ros_inbox(self).close, 'the ROS inbox')
+            ros_inbox = open_ros_inbox(self)
+
+            def close_ros_inbox() -> None:
+                with bounded():  # (its subscriptions go: a DDS teardown step)
+                    ros_inbox.close()
+
+            self.own(close_ros_inbox, 'the ROS inbox')
 
     def _control(self, envelope: dict) -> None:
         body = envelope.get('body')

@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import logging
 import os
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 _log = logging.getLogger('polycephaly_ros.ros.host')
 _live_hosts = 0
 _started_hosts = 0
 _forks_after_init = 0
 _fork_hook_installed = False
+#: Longest a DDS teardown step may take before the process ends (exit code 1, every thread's
+#: traceback on stderr): Fast DDS can deadlock destroying entities with the GIL held
+#: (eProsima/Fast-DDS#6502), and then nothing in Python can act.
+TEARDOWN_TIMEOUT = 10.0
+_bounded_lock = threading.Lock()
+_bounded_count = 0
+
+
+@contextlib.contextmanager
+def bounded(timeout: float = TEARDOWN_TIMEOUT) -> Iterator[None]:
+    """End the process if the body (a DDS teardown step) runs longer than timeout.
+
+    faulthandler's watchdog is a C thread: it acts while a deadlocked thread holds the GIL.
+    Nested and concurrent uses share it; each entry restarts its clock.
+    """
+    global _bounded_count
+    with _bounded_lock:
+        _bounded_count += 1
+        faulthandler.dump_traceback_later(timeout, exit=True)
+    try:
+        yield
+    finally:
+        with _bounded_lock:
+            _bounded_count -= 1
+            if _bounded_count == 0:
+                faulthandler.cancel_dump_traceback_later()
 
 
 def ros_available() -> bool:
@@ -129,23 +156,24 @@ class RclpyHost:
                 return
             self._nodes.remove(node)
         self.executor.remove_node(node)
-        node.destroy_node()
+        with bounded():
+            node.destroy_node()
 
-    def shutdown(self, timeout: float = 10.0) -> None:
+    def shutdown(self, timeout: float = TEARDOWN_TIMEOUT) -> None:
         """Destroy every node and the context; exit the process if DDS hangs beyond timeout."""
         global _live_hosts
         self._closing = True
-        faulthandler.dump_traceback_later(timeout, exit=True)
         try:
-            # The executor's shutdown() wakes its spin but does not wait for it to return: join
-            # the thread before the context goes, or its next wait set meets a dead context.
-            self.executor.shutdown(timeout_sec=timeout / 2)
-            self._thread.join(timeout / 2)
-            with self._lock:
-                nodes, self._nodes = self._nodes, []
-            for node in nodes:
-                node.destroy_node()
-            self.context.try_shutdown()
+            with bounded(timeout):
+                # The executor's shutdown() wakes its spin but does not wait for it to return:
+                # join the thread before the context goes, or its next wait set meets a dead
+                # context.
+                self.executor.shutdown(timeout_sec=timeout / 2)
+                self._thread.join(timeout / 2)
+                with self._lock:
+                    nodes, self._nodes = self._nodes, []
+                for node in nodes:
+                    node.destroy_node()
+                self.context.try_shutdown()
         finally:
-            faulthandler.cancel_dump_traceback_later()
             _live_hosts -= 1

@@ -9,9 +9,11 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from robot_support import RawClient, procs, socket_of, write_config  # noqa: F401 (fixture)
 
@@ -39,6 +41,18 @@ def test_launch_files_name_installed_executables(name):
         assert os.access(installed(executable), os.X_OK), executable
     if name != 'robot.launch.py':
         assert len(executables) == 1
+
+
+@pytest.mark.parametrize('name', ['system_service.launch.py', 'touchscreen.launch.py'])
+def test_launch_escalates_only_after_the_applications_own_limits(name):
+    tree = ast.parse((LAUNCH / name).read_text())
+    limits = next(node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                  and getattr(node.targets[0], 'elts', None)
+                  and node.targets[0].elts[0].id == 'SIGTERM_AFTER')
+    sigterm_after = float(limits.elts[0].value)
+    config = yaml.safe_load((LAUNCH.parent / 'config' / 'robot.yaml').read_text())
+    section = config['service' if name.startswith('system') else 'touchscreen']
+    assert sigterm_after > section['ros__parameters']['application']['threads_timeout'] + 2
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +109,14 @@ def test_robot_launch_includes_both():
     assert len(includes) == 2
 
 
-def test_ros2_launch_runs_both_applications_and_sigint_stops_everything(tmp_path, procs):
+#: How many times the real `ros2 launch` is run and stopped (POLYCEPHALY_LAUNCH_RUNS=100 on
+#: demand). Once in CI: 3 runs in 80 here did not end cleanly, none for a reason of ours we
+#: could still fix (README, Launch files), so 20 runs would fail CI half the time.
+LAUNCH_RUNS = int(os.environ.get('POLYCEPHALY_LAUNCH_RUNS', '1'))
+
+
+@pytest.mark.parametrize('run', range(LAUNCH_RUNS))
+def test_ros2_launch_runs_both_applications_and_sigint_stops_everything(run, tmp_path, procs):
     """The real `ros2 launch polycephaly_ros robot.launch.py`, stopped as Ctrl-C would."""
     need_launch()
     ros2 = shutil.which('ros2')
@@ -121,8 +142,12 @@ def test_ros2_launch_runs_both_applications_and_sigint_stops_everything(tmp_path
             break
     assert f'service pid {status["pid"]} ' in line
     launch.signal(signal.SIGINT)
+    signalled = time.monotonic()
     try:
         code = launch.wait(30)
     except subprocess.TimeoutExpired:
         code = None
-    assert code == 0, '\n'.join(launch.seen[-10:] + launch.rest()[-60:]) + launch.log()
+    took = time.monotonic() - signalled
+    assert code == 0 and took < 2, (f'exit {code} after {took:.1f} s:\n'
+                                    + '\n'.join(launch.seen[-10:] + launch.rest()[-60:])
+                                    + launch.log())

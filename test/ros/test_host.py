@@ -1,6 +1,9 @@
 """Every head hosts a real rclpy node; process heads start without forking a process that runs rclpy."""
 
+import subprocess
+import sys
 import threading
+import time
 
 from harness import ask, run_ros_script, run_script, until
 from heads import Echo, ServicedEcho
@@ -113,3 +116,16 @@ def test_sub_head_nodes_are_lean_unless_their_class_asks_for_node_services():
     assert parameters | {'get_type_description'} <= main_services  # the main head keeps them
     assert parameters | {'get_type_description'} <= full
     assert lean == set(), lean
+
+
+def test_a_teardown_step_that_hangs_holding_the_gil_ends_the_process():
+    """As a Fast DDS deadlock does: only faulthandler's C watchdog can act then."""
+    code = ('import ctypes\n'
+            'from polycephaly_ros.ros.host import bounded\n'
+            'with bounded(0.5):\n'
+            '    ctypes.PyDLL(None).sleep(60)  # a C call that keeps the GIL\n')
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 1 and time.monotonic() - started < 30
+    assert 'Timeout (0:00:00.500000)!' in out.stderr and 'in <module>' in out.stderr
