@@ -36,7 +36,7 @@ import time
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..application import Application
-from ..errors import PolycephalyError
+from ..errors import ConfigurationError, PolycephalyError
 from ..filters import message_filter
 from . import cli, link
 from . import config as cfg
@@ -107,7 +107,8 @@ class TouchscreenMain(RobotHead):
                 return TkView(self)
             except Exception as exc:  # noqa: BLE001 - no Tk, or no display to open
                 if headless == 'off':
-                    raise
+                    raise ConfigurationError(f'headless is off but no window opens: {exc}') \
+                        from exc
                 self.logger.warning('no window (%s): running headless', exc)
         return HeadlessView(self, read_stdin)
 
@@ -310,6 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.transport:
         config[cfg.TOUCHSCREEN]['transport'] = args.transport
     sys.argv[1:] = ours
+    if (args.headless or config[cfg.TOUCHSCREEN]['headless']) == 'off' \
+            and not os.environ.get('DISPLAY'):
+        raise ConfigurationError('headless is off but there is no display (DISPLAY is not '
+                                 'set): set DISPLAY, or use headless on or auto')
     app = TouchscreenApplication(config, headless=args.headless, as_json=args.json,
                                  count=args.count, read_stdin=not args.no_stdin)
     return app.run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -41,3 +42,15 @@ def test_sigint_repeated_while_the_service_stops_never_kills_it(tmp_path, procs)
         service.signal(signal.SIGINT)
         time.sleep(0.01)
     assert service.wait() == 0, service.log()
+
+
+def test_headless_off_without_a_display_is_one_clear_line_and_exit_2(tmp_path):
+    config = write_config(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != 'DISPLAY'}
+    out = subprocess.run([script('polycephaly-touchscreen'), '--config', str(config),
+                          '--headless', 'off'], capture_output=True, text=True, timeout=60,
+                         env=env)
+    assert out.returncode == 2
+    assert out.stderr.strip() == ('polycephaly-touchscreen: configuration error: headless is off '
+                                  'but there is no display (DISPLAY is not set): set DISPLAY, '
+                                  'or use headless on or auto')
