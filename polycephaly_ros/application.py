@@ -73,6 +73,7 @@ class Application:
         handle_signals: bool = True,
         parallel_start: bool = False,
         discovery_server: str | None = None,
+        head_control: bool = True,
         **kwargs: Any,
     ) -> None:
         self._main_target = head_class(main) if main is not None else Process
@@ -120,6 +121,9 @@ class Application:
         self.parallel_start = bool(parallel_start)
         #: None (simple discovery), "start" or "host:port" (ros/discovery_server.py).
         self.discovery_server = discovery_server_option(discovery_server)
+        #: With ROS, the main head's node serves ~/list_heads, ~/start_head, ~/stop_head and
+        #: ~/restart_head (ros/head_control.py).
+        self.head_control = bool(head_control)
         self._global_frequency = 10.0
         self._specs: dict[str, HeadSpec] = {}
         self._started = False
@@ -251,8 +255,7 @@ class Application:
                 on_control=self._on_main_control, args=self.main_args, kwargs=self.main_kwargs,
                 node_services=self._main_target.node_services is not False)
             directory.set_running(self.main_name, True)
-            error = runtime.run(after_birth=lambda: self._supervisor.start_autostart(
-                                    self.parallel_start),
+            error = runtime.run(after_birth=lambda: self._begin(runtime, host),
                                 before_death=self._stop_heads)
             if error is not None:
                 self.exit_code = EXIT_CONFIG if runtime.fatal else 1
@@ -277,6 +280,14 @@ class Application:
         address, close = discovery_server.start()
         made.callback(close)  # (after the last participant of this process is gone)
         return address
+
+    def _begin(self, runtime: HeadRuntime, host: Any) -> None:
+        """Once the main head is born: serve head control over ROS, start the sub-heads."""
+        if host is not None and self.head_control:
+            from .ros.head_control import HeadControl
+
+            runtime.own(HeadControl(self, runtime, host.executor).close, 'head control')
+        self._supervisor.start_autostart(self.parallel_start)
 
     def _make_main(self) -> Process:
         head = self._main_head = self._main_target()

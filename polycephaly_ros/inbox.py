@@ -117,6 +117,11 @@ class Inbox(Loop):
                 self.on_control(envelope)
         return bool(queue)
 
+    def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
+        """Call callback() from this inbox's loop, soon; safe from any thread."""
+        self.call_later(0.0, callback)  # (one heappush: atomic under the GIL)
+        self.wake()
+
     def wake(self) -> None:
         """Make a pending or the next poll() return at once; does nothing once closed."""
         with self._waker_lock:  # never write to a closed descriptor's number
