@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..errors import ConfigurationError
 from ..signals import STOP_SIGNALS
@@ -105,11 +105,22 @@ def setup_logging(level: str) -> None:
                         format=LOG_FORMAT, stream=sys.stderr)
 
 
+def run_application(app: Any) -> int:
+    """Run app with SIGINT and SIGTERM ignored around it: its run() relays them while it runs.
+
+    Once run() is over the process is ending, and a Ctrl-C held down must not raise
+    KeyboardInterrupt in the middle of it (exit -2): run() gives back the handlers it found.
+    """
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    return app.run()
+
+
 def run(main, argv: Sequence[str] | None) -> int:
     """Call main(argv) turning configuration errors into a message and exit code 2.
 
-    Once main returns the process is ending: SIGINT and SIGTERM are ignored from then on, so a
-    repeated Ctrl-C cannot turn a clean exit into a KeyboardInterrupt (exit -2).
+    Once main returns the process is ending: SIGINT and SIGTERM are ignored from then on
+    (see run_application()).
     """
     try:
         return main(argv)

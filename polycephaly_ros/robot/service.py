@@ -295,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import logging
 
         logging.getLogger('polycephaly_ros.robot').info('configuration: %s', path)
-    return ServiceApplication(config).run()
+    return cli.run_application(ServiceApplication(config))
 
 
 def cli_main() -> None:

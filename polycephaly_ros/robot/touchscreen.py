@@ -317,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  'set): set DISPLAY, or use headless on or auto')
     app = TouchscreenApplication(config, headless=args.headless, as_json=args.json,
                                  count=args.count, read_stdin=not args.no_stdin)
-    return app.run()
+    return cli.run_application(app)
 
 
 def cli_main() -> None:
