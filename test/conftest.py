@@ -56,6 +56,17 @@ def leftover_processes():
     return check_no_leftover_processes
 
 
+@pytest.fixture
+def ros2():
+    """Return the real `ros2` command; stop the ros2 daemon it may have started, afterwards."""
+    import subprocess
+
+    command = shutil.which('ros2')
+    assert command, 'the ros2 command is not installed: ./dev setup installs it'
+    yield command
+    subprocess.run([command, 'daemon', 'stop'], capture_output=True, timeout=60)
+
+
 @pytest.fixture(autouse=True)
 def _reap_zombies_after_test():
     yield

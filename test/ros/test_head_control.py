@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 
@@ -10,25 +9,25 @@ from harness import run_ros_script, until
 from heads import Echo
 
 
-def call(service: str, kind: str, request: str = '{}') -> str:
+def call(ros2: str, service: str, kind: str, request: str = '{}') -> str:
     """Return what `ros2 service call` prints for one request."""
-    out = subprocess.run([shutil.which('ros2'), 'service', 'call', service,
+    out = subprocess.run([ros2, 'service', 'call', service,
                           f'polycephaly_ros/srv/{kind}', request],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout.split('response:', 1)[1]
 
 
-def test_heads_are_listed_stopped_started_and_restarted_with_ros2_service_call():
+def test_heads_are_listed_stopped_started_and_restarted_with_ros2_service_call(ros2):
     said: dict[str, str] = {}
 
     def calls() -> None:  # (a thread: the main head must go on serving meanwhile)
-        said['list'] = call('/main/list_heads', 'ListHeads')
-        said['stop'] = call('/main/stop_head', 'ControlHead', '{name: echo}')
-        said['stopped'] = call('/main/list_heads', 'ListHeads')
-        said['start'] = call('/main/start_head', 'ControlHead', '{name: echo}')
-        said['restart'] = call('/main/restart_head', 'ControlHead', '{name: echo}')
-        said['bad'] = call('/main/stop_head', 'ControlHead', '{name: nope}')
+        said['list'] = call(ros2, '/main/list_heads', 'ListHeads')
+        said['stop'] = call(ros2, '/main/stop_head', 'ControlHead', '{name: echo}')
+        said['stopped'] = call(ros2, '/main/list_heads', 'ListHeads')
+        said['start'] = call(ros2, '/main/start_head', 'ControlHead', '{name: echo}')
+        said['restart'] = call(ros2, '/main/restart_head', 'ControlHead', '{name: echo}')
+        said['bad'] = call(ros2, '/main/stop_head', 'ControlHead', '{name: nope}')
 
     def script(main):
         worker = threading.Thread(target=calls)

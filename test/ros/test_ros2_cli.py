@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import threading
 
@@ -13,8 +12,7 @@ from heads import RouteEcho
 REQUEST = {'sender': 'cli', 'recipient': 'echo', 'subject': 'ping', 'body': 'from the CLI'}
 
 
-def test_a_request_from_ros2_topic_pub_is_answered_to_ros2_topic_echo():
-    ros2 = shutil.which('ros2')
+def test_a_request_from_ros2_topic_pub_is_answered_to_ros2_topic_echo(ros2):
     # What the README says to type: a reliable echo (see there why) of the sender's JSON inbox.
     echo = subprocess.Popen([ros2, 'topic', 'echo', '--qos-reliability', 'reliable',
                              '--field', 'data', '/polycephaly/cli/inbox_json',
