@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import xml.etree.ElementTree as ET
 import time
 from pathlib import Path
 
@@ -151,3 +152,21 @@ def test_ros2_launch_runs_both_applications_and_sigint_stops_everything(run, tmp
     assert code == 0 and took < 2, (f'exit {code} after {took:.1f} s:\n'
                                     + '\n'.join(launch.seen[-10:] + launch.rest()[-60:])
                                     + launch.log())
+
+
+def test_launch_testing_runs_robot_launch_py_and_checks_every_exit(tmp_path, leftover_processes):
+    """The ROS way (launch/robot_launch_test.py): ready checks on output, exit codes after."""
+    need_launch()
+    launch_test = shutil.which('launch_test')
+    assert launch_test, 'launch_testing is not installed: ./dev setup installs it'
+    report = tmp_path / 'launch_test.xml'
+    out = subprocess.run([launch_test, str(Path(__file__).parent / 'launch' /
+                                           'robot_launch_test.py'),
+                          f'config:={write_config(tmp_path)}', '--junit-xml', str(report)],
+                         capture_output=True, text=True, timeout=180,
+                         env=dict(os.environ, ROS_LOG_DIR=str(tmp_path)))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    cases = ET.parse(report).getroot().iter('testcase')
+    assert sorted(c.get('name') for c in cases if not len(c)) == [
+        'test_exit_codes', 'test_the_touchscreen_shows_the_service_status']
+    leftover_processes()
