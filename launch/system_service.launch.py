@@ -12,8 +12,13 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from polycephaly_ros.robot.cli import LOG_LEVELS
 
 PACKAGE = 'polycephaly_ros'
+#: What log_level takes (as the script's --log-level: any case, WARN and FATAL too); launch
+#: refuses anything else before it starts a process, naming the valid ones.
+LEVELS = [*LOG_LEVELS, 'WARN', 'FATAL']
+LEVELS += [level.lower() for level in LEVELS]
 
 
 def default_config() -> str:
@@ -30,7 +35,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('namespace', default_value='', description='ROS namespace'),
         DeclareLaunchArgument('config', default_value=default_config(),
                               description='robot.yaml with every setting'),
-        DeclareLaunchArgument('log_level', default_value='INFO'),
+        DeclareLaunchArgument('log_level', default_value='INFO', choices=LEVELS),
         Node(package=PACKAGE, executable='polycephaly-system-service',
              namespace=LaunchConfiguration('namespace'), output='screen', emulate_tty=True,
              # launch escalates only after the application's own limits (threads_timeout 10 s):

@@ -170,3 +170,22 @@ def test_launch_testing_runs_robot_launch_py_and_checks_every_exit(tmp_path, lef
     assert sorted(c.get('name') for c in cases if not len(c)) == [
         'test_exit_codes', 'test_the_touchscreen_shows_the_service_status']
     leftover_processes()
+
+
+@pytest.mark.parametrize('name, argument, said', [
+    ('system_service.launch.py', 'log_level:=bogus',
+     'Argument "log_level" provided value "bogus" is not valid'),
+    ('robot.launch.py', 'log_level:=bogus',
+     'Argument "log_level" provided value "bogus" is not valid'),
+    ('touchscreen.launch.py', 'headless:=off', 'headless:=off but there is no display'),
+])
+def test_a_bad_launch_argument_is_one_clear_error_and_a_failed_launch(name, argument, said,
+                                                                      tmp_path):
+    need_launch()
+    env = {k: v for k, v in os.environ.items() if k != 'DISPLAY'}
+    out = subprocess.run([shutil.which('ros2'), 'launch', 'polycephaly_ros', name, argument,
+                          f'config:={write_config(tmp_path)}'], capture_output=True, text=True,
+                         timeout=120, env=dict(env, ROS_LOG_DIR=str(tmp_path)))
+    output = out.stdout + out.stderr
+    assert out.returncode == 1 and said in output, output
+    assert 'process started' not in output  # refused before anything ran
