@@ -41,6 +41,8 @@ _log = logging.getLogger('polycephaly_ros.application')
 #: The queue size that queue_size=0 (the seed's "unbounded") stands for: the most a POSIX
 #: semaphore counts. Memory is the limit then.
 UNBOUNDED = 2**31 - 1
+#: The log format run() sets up when the program configured no logging at all.
+LOG_FORMAT = '[%(asctime)s] %(levelname)s: %(name)s: %(message)s'
 #: What stop() and restart() call back when given one: with None, or the error.
 Done = Callable[['PolycephalyError | None'], None]
 
@@ -207,6 +209,8 @@ class Application:
             use_ros = self._ros
         context = mp.get_context(self.start_method)
         root = logging.getLogger()
+        if not root.handlers:  # nothing configured: the heads' INFO lines are shown, on stderr
+            logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
         fmt = next((h.formatter._fmt for h in root.handlers if h.formatter), None)
         settings = Settings(self.poison_pill, self.main_name, self.namespace, use_ros,
                             self.send_timeout, self.queue_type == 'priority',

@@ -9,11 +9,11 @@ import signal
 import sys
 from typing import Any, Sequence
 
+from ..application import LOG_FORMAT
 from ..errors import ConfigurationError
 from ..signals import STOP_SIGNALS
 from . import config as cfg
 
-LOG_FORMAT = '[%(asctime)s] %(levelname)s: %(name)s: %(message)s'
 LOG_LEVELS = ('DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL')
 
 
