@@ -339,6 +339,8 @@ def _ros_answered(kind: str, fields: dict) -> str | None:
     from polycephaly_ros.msg import Envelope
     from polycephaly_ros.ros import convert
 
+    # What the peer receives: ROS strings are C strings, cut at the first NUL on the way.
+    fields = {k: v.split('\x00', 1)[0] if isinstance(v, str) else v for k, v in fields.items()}
     try:
         if kind == 'typed':
             envelope = convert.from_message(Envelope(**fields), poison_pill=PILL)
