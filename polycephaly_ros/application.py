@@ -14,6 +14,7 @@ import contextlib
 import difflib
 import inspect
 import logging
+import logging.handlers
 import multiprocessing as mp
 import os
 import shutil
@@ -211,14 +212,19 @@ class Application:
         root = logging.getLogger()
         if not root.handlers:  # nothing configured: the heads' INFO lines are shown, on stderr
             logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-        fmt = next((h.formatter._fmt for h in root.handlers if h.formatter), None)
+        log_queue = context.SimpleQueue()  # (no feeder thread: nothing to flush at a head's exit)
         settings = Settings(self.poison_pill, self.main_name, self.namespace, use_ros,
                             self.send_timeout, self.queue_type == 'priority',
-                            root.getEffectiveLevel(), fmt, self.threads_timeout,
+                            root.getEffectiveLevel(), log_queue, self.threads_timeout,
                             self.max_envelope, self.private_shared_memory)
         # Everything made below is closed in reverse order, however run() ends; rclpy last, as
         # its teardown may hang (and then ends the process) once nothing else is left to clean.
         with contextlib.ExitStack() as made:
+            # Process heads' log records, handled here as this process's own (_HandledHere).
+            records = _Records(log_queue, _HandledHere())
+            records.start()
+            made.callback(log_queue.close)
+            made.callback(records.stop)
             relay = made.enter_context(SignalRelay(self._on_signal)) if self._handle_signals \
                 else None
             if self.start_method == 'forkserver' and any(
@@ -450,3 +456,21 @@ class Application:
 #: The option names of Application() (ours and the seed's): a close miss is warned about.
 _OPTIONS = [*(name for name, p in inspect.signature(Application.__init__).parameters.items()
               if p.kind is p.KEYWORD_ONLY), *APPLICATION_OPTIONS]
+
+
+class _HandledHere(logging.Handler):
+    """Handle a record from a head process as if it were logged in this process."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        logging.getLogger(record.name).handle(record)
+        return True
+
+
+class _Records(logging.handlers.QueueListener):
+    """A QueueListener on a multiprocessing SimpleQueue (which has get() and put() only)."""
+
+    def dequeue(self, block: bool) -> logging.LogRecord:
+        return self.queue.get()
+
+    def enqueue_sentinel(self) -> None:
+        self.queue.put(self._sentinel)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import logging.handlers
 import os
 import signal
 import sys
@@ -78,7 +79,7 @@ class Settings:
     send_timeout: float
     priority: bool
     log_level: int
-    log_format: str | None
+    log_queue: Any  # process heads put their log records here; the main process handles them
     start_timeout: float
     max_envelope: int = 256 << 20
     private_shared_memory: bool = True
@@ -343,7 +344,9 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
     """Run one sub-head in a fresh process: its own inbox, bus, rclpy context and node."""
     _tie_to_supervisor(lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when heads stop
-    logging.basicConfig(level=settings.log_level, format=settings.log_format)
+    root = logging.getLogger()  # records go to the main process's handlers (Application.run)
+    root.handlers[:] = [_ToMain(settings.log_queue)]
+    root.setLevel(settings.log_level)
     bus = Bus(directory, settings.send_timeout, settings.max_envelope)
     inbox = Inbox(listener, directory[spec.name].slots, priority=settings.priority,
                   poison_pill=settings.poison_pill)
@@ -374,6 +377,13 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
         bus.close()
         inbox.close()
     sys.exit(1 if error else 0)
+
+
+class _ToMain(logging.handlers.QueueHandler):
+    """Put each record, formatted, on the application's SimpleQueue (Application.run reads it)."""
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        self.queue.put(record)
 
 
 def _arm_teardown_alarm() -> None:

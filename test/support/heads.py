@@ -164,6 +164,13 @@ class SlowDeath(Process):
         note(self, 'death')
 
 
+class SaysBorn(Process):
+    """Log 'born in process <pid>' at WARNING in birth()."""
+
+    def birth(self) -> None:
+        self.logger.warning('born in process %d', os.getpid())
+
+
 class BrakesAtBirth(Process):
     """Pull the emergency brake in birth(), giving kwargs['reason']."""
 
