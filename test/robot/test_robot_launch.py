@@ -66,15 +66,6 @@ def _logging_kept_as_it_was():
     logging.root.setLevel(level)
 
 
-def need_launch() -> None:
-    if os.environ.get('POLYCEPHALY_REQUIRE_LAUNCH') == '1':  # (CI: a missing launch fails)
-        import launch_ros  # noqa: F401
-        return
-    for module in ('launch', 'launch_ros'):
-        pytest.importorskip(module, reason=f'the ROS 2 `{module}` package cannot be imported here: '
-                            './dev setup installs it from ROS_LAUNCH_DIR (../shared/ros-launch)')
-
-
 def _load(name: str):
     spec = importlib.util.spec_from_file_location(name.replace('.', '_'), installed(name))
     module = importlib.util.module_from_spec(spec)
@@ -87,7 +78,6 @@ def _load(name: str):
     ('touchscreen.launch.py', 'polycephaly-touchscreen'),
 ])
 def test_launch_description_starts_the_console_script(name, executable):
-    need_launch()
     from launch.actions import DeclareLaunchArgument
     from launch_ros.actions import Node
 
@@ -102,7 +92,6 @@ def test_launch_description_starts_the_console_script(name, executable):
 
 
 def test_robot_launch_includes_both():
-    need_launch()
     from launch.actions import IncludeLaunchDescription
 
     description = _load('robot.launch.py')
@@ -119,7 +108,6 @@ LAUNCH_RUNS = int(os.environ.get('POLYCEPHALY_LAUNCH_RUNS', '1'))
 @pytest.mark.parametrize('run', range(LAUNCH_RUNS))
 def test_ros2_launch_runs_both_applications_and_sigint_stops_everything(run, tmp_path, procs):
     """The real `ros2 launch polycephaly_ros robot.launch.py`, stopped as Ctrl-C would."""
-    need_launch()
     ros2 = shutil.which('ros2')
     assert ros2, 'the ros2 command is not installed'
     config = write_config(tmp_path)
@@ -156,7 +144,6 @@ def test_ros2_launch_runs_both_applications_and_sigint_stops_everything(run, tmp
 
 def test_launch_testing_runs_robot_launch_py_and_checks_every_exit(tmp_path, leftover_processes):
     """The ROS way (launch/robot_launch_test.py): ready checks on output, exit codes after."""
-    need_launch()
     launch_test = shutil.which('launch_test')
     assert launch_test, 'launch_testing is not installed: ./dev setup installs it'
     report = tmp_path / 'launch_test.xml'
@@ -181,7 +168,6 @@ def test_launch_testing_runs_robot_launch_py_and_checks_every_exit(tmp_path, lef
 ])
 def test_a_bad_launch_argument_is_one_clear_error_and_a_failed_launch(name, argument, said,
                                                                       tmp_path):
-    need_launch()
     env = {k: v for k, v in os.environ.items() if k != 'DISPLAY'}
     out = subprocess.run([shutil.which('ros2'), 'launch', 'polycephaly_ros', name, argument,
                           f'config:={write_config(tmp_path)}'], capture_output=True, text=True,
