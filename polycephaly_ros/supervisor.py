@@ -2,17 +2,18 @@
 
 Heads start in the order added: all are made ready at once (their processes, rclpy nodes and
 ROS inboxes come up in parallel, the costly part), then each runs birth() only after the
-previous one's birth() returned (a stop asked meanwhile stops the start-up). An ended head is restarted by its policy, after a backoff
-(:mod:`polycephaly_ros.restart`). A head process that dies is noticed at once (its sentinel
-wakes the main head's loop); what it took with it is counted exactly and its queue slots are
-given back (:mod:`polycephaly_ros.reclaim`) before anything starts again. Every head's exit
-states how many accepted envelopes it left unhandled or lost (``lost`` in status()).
+previous one's birth() returned (a stop asked meanwhile stops the start-up). An ended head is
+restarted by its policy, after a backoff (:mod:`polycephaly_ros.restart`). A head process that
+dies is noticed at once (its sentinel wakes the main head's loop); what it took with it is
+counted exactly and its queue slots are given back (:mod:`polycephaly_ros.reclaim`) before
+anything starts again. Every head's exit states how many accepted envelopes it left unhandled
+or lost (``lost`` in status()).
 
 A head process still running TEARDOWN_LIMIT after its death() (a hung DDS teardown) is ended by
 its own alarm: that is logged, not counted as a failure. A head that does not stop within the
-timeout gets SIGTERM, then SIGKILL; a thread head cannot
-be killed: it is abandoned (state ``abandoned``) and never started again. If the fork server
-itself dies, the next start launches a new one.
+timeout gets SIGTERM, then SIGKILL; a thread head cannot be killed: it is abandoned (state
+``abandoned``) and never started again. If the fork server itself dies, the next start
+launches a new one.
 """
 
 from __future__ import annotations
@@ -119,8 +120,7 @@ class Supervisor:
                           handle.spec.name)
                 return
             if handle.generation == generation and handle.state == 'running':
-                self._bus.post(env.make(self._settings.main, handle.spec.name, env.BEGIN,
-                                        {'generation': generation}), control=True)
+                self._tell(handle, env.BEGIN)
                 self._await_births([(handle, generation)])
 
     def _await_births(self, heads: list[tuple[_Handle, int]]) -> None:
@@ -299,7 +299,7 @@ class Supervisor:
         for handle in handles:
             handle.stop_requested = True
             handle.state = 'stopping'
-            self._poison(handle)
+            self._tell(handle, self._settings.poison_pill)
 
     def _escalate(self, handles: list[_Handle], timeout: float) -> None:
         """Terminate, then kill, the heads still running after timeout; abandon such threads."""
@@ -337,14 +337,14 @@ class Supervisor:
             if handle.process is not None and handle.process.is_alive():
                 handle.process.kill()
 
-    def _poison(self, handle: _Handle) -> None:
+    def _tell(self, handle: _Handle, subject: str) -> None:
+        """Post a control envelope for the head's current run; a failure is logged."""
         name = handle.spec.name
-        pill = env.make(self._settings.main, name, self._settings.poison_pill,
-                        {'generation': handle.generation})
         try:
-            self._bus.post(pill, control=True)
-        except Exception as exc:
-            _log.error('could not send the poison pill to %r: %s', name, exc)
+            self._bus.post(env.make(self._settings.main, name, subject,
+                                    {'generation': handle.generation}), control=True)
+        except Exception as exc:  # (a head that died meanwhile: its sentinel tells the rest)
+            _log.error('could not send %r to %r: %s', subject, name, exc)
 
     def _wait(self, handles: list[_Handle], timeout: float,
               serve: Callable[[], Any] | None = None) -> None:

@@ -106,10 +106,10 @@ def setup_logging(level: str) -> None:
 
 
 def run_application(app: Any) -> int:
-    """Run app with SIGINT and SIGTERM ignored around it: its run() relays them while it runs.
+    """Run app (an application or the composition) with SIGINT and SIGTERM ignored around it.
 
-    Once run() is over the process is ending, and a Ctrl-C held down must not raise
-    KeyboardInterrupt in the middle of it (exit -2): run() gives back the handlers it found.
+    Its run() handles them while it runs and then gives back the handlers it found: ignored,
+    so a Ctrl-C held down cannot raise KeyboardInterrupt while the process ends (exit -2).
     """
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
@@ -117,16 +117,9 @@ def run_application(app: Any) -> int:
 
 
 def run(main, argv: Sequence[str] | None) -> int:
-    """Call main(argv) turning configuration errors into a message and exit code 2.
-
-    Once main returns the process is ending: SIGINT and SIGTERM are ignored from then on
-    (see run_application()).
-    """
+    """Call main(argv) turning configuration errors into a message and exit code 2."""
     try:
         return main(argv)
     except ConfigurationError as exc:
         print(f'{os.path.basename(sys.argv[0])}: configuration error: {exc}', file=sys.stderr)
         return 2
-    finally:
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_IGN)

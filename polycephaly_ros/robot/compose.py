@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         touchscreen_args += ['--count', str(args.count)]
     _log.info('robot: configuration %s; service socket %s', path or '(built-in defaults)',
               cfg.socket_path(config))
-    return Composition(config, config_args, touchscreen_args).run()
+    return cli.run_application(Composition(config, config_args, touchscreen_args))
 
 
 def cli_main() -> None:
