@@ -18,19 +18,19 @@ def test_a_request_from_ros2_topic_pub_is_answered_to_ros2_topic_echo(ros2):
                              '--field', 'data', '/polycephaly/cli/inbox_json',
                              'std_msgs/msg/String'], stdout=subprocess.PIPE, text=True)
     said: list[str] = []
-
-    def publish_then_read() -> None:  # (a thread: the main head goes on serving meanwhile)
-        subprocess.run([ros2, 'topic', 'pub', '--once', '/polycephaly/echo/inbox_json',
-                        'std_msgs/msg/String', json.dumps({'data': json.dumps(REQUEST)})],
-                       check=True, capture_output=True, timeout=60)
-        said.append(echo.stdout.readline())
+    threading.Thread(target=lambda: said.extend(echo.stdout), daemon=True).start()
 
     def script(main):
         until(main, lambda: main.node.count_subscribers('/polycephaly/cli/inbox_json'),
               timeout=60)
-        worker = threading.Thread(target=publish_then_read, daemon=True)
-        worker.start()
-        until(main, lambda: not worker.is_alive(), timeout=90)
+        # (a thread: the main head goes on serving meanwhile)
+        publisher = threading.Thread(target=subprocess.run, daemon=True, kwargs={
+            'args': [ros2, 'topic', 'pub', '--once', '--keep-alive', '3',
+                     '/polycephaly/echo/inbox_json', 'std_msgs/msg/String',
+                     json.dumps({'data': json.dumps(REQUEST)})],
+            'capture_output': True, 'timeout': 60})
+        publisher.start()
+        until(main, lambda: said and not publisher.is_alive(), timeout=60)  # (nothing left)
 
     try:
         run_ros_script(script, [(RouteEcho, {'name': 'echo'})])
