@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from polycephaly_ros.runtime import TEARDOWN_LIMIT
 from robot_support import RawClient, procs, socket_of, write_config  # noqa: F401 (fixture)
 
 LAUNCH = Path(__file__).resolve().parents[2] / 'launch'
@@ -137,7 +138,9 @@ def test_ros2_launch_runs_both_applications_and_sigint_stops_everything(run, tmp
     except subprocess.TimeoutExpired:
         code = None
     took = time.monotonic() - signalled
-    assert code == 0 and took < 2, (f'exit {code} after {took:.1f} s:\n'
+    # Clean in 0.3-0.5 s; a head caught in Fast DDS's teardown deadlock is ended by its alarm
+    # TEARDOWN_LIMIT after its death() (1 stop in ~8 here), still a clean exit: bound for that.
+    assert code == 0 and took < TEARDOWN_LIMIT + 3, (f'exit {code} after {took:.1f} s:\n'
                                     + '\n'.join(launch.seen[-10:] + launch.rest()[-60:])
                                     + launch.log())
 
