@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import shutil
 import signal
+import sys
 import threading
 from typing import Any, Callable
 
@@ -77,6 +78,7 @@ class Application:
         parallel_start: bool = False,
         discovery_server: str | None = None,
         head_control: bool = True,
+        ros_args: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         self._main_target = head_class(main) if main is not None else Process
@@ -127,6 +129,12 @@ class Application:
         #: With ROS, the main head's node serves ~/list_heads, ~/start_head, ~/stop_head and
         #: ~/restart_head (ros/head_control.py).
         self.head_control = bool(head_control)
+        if ros_args is not None and (isinstance(ros_args, str) or
+                                     not all(isinstance(a, str) for a in ros_args)):
+            raise ConfigurationError(f'ros_args must be a list of strings, not {ros_args!r}')
+        #: rclpy.init's arguments in every process of the application (None: sys.argv, as a
+        #: plain rclpy program), e.g. ['--ros-args', '--log-level', 'debug'].
+        self.ros_args = None if ros_args is None else list(ros_args)
         self._global_frequency = 10.0
         self._specs: dict[str, HeadSpec] = {}
         self._started = False
@@ -208,18 +216,35 @@ class Application:
             use_ros = ros_available()
         else:
             use_ros = self._ros
-        context = mp.get_context(self.start_method)
         root = logging.getLogger()
-        if not root.handlers:  # nothing configured: the heads' INFO lines are shown, on stderr
-            logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+        # Nothing configured: through rclpy (ros/log.py), else INFO lines on stderr.
+        ros_logging = use_ros and not root.handlers
+        if not ros_logging:
+            if not root.handlers:
+                logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+            return self._run(use_ros, False, remote)
+        from .ros import log as ros_log
+
+        ros_log.install(self.namespace, self.main_name)
+        root.setLevel(logging.INFO)  # (rcutils's level once rclpy has read --log-level)
+        try:
+            return self._run(use_ros, True, remote)
+        finally:
+            ros_log.uninstall()
+
+    def _run(self, use_ros: bool, ros_logging: bool, remote: dict[str, str]) -> int:
+        root = logging.getLogger()
+        context = mp.get_context(self.start_method)
         log_queue = context.SimpleQueue()  # (no feeder thread: nothing to flush at a head's exit)
         settings = Settings(self.poison_pill, self.main_name, self.namespace, use_ros,
                             self.send_timeout, self.queue_type == 'priority',
                             root.getEffectiveLevel(), log_queue, self.threads_timeout,
-                            self.max_envelope, self.private_shared_memory)
+                            self.max_envelope, self.private_shared_memory,
+                            ros_args=list(sys.argv if self.ros_args is None else self.ros_args),
+                            ros_logging=ros_logging)
         # Everything made below is closed in reverse order, however run() ends; rclpy last, as
         # its teardown may hang (and then ends the process) once nothing else is left to clean.
-        with contextlib.ExitStack() as made:
+        with contextlib.ExitStack() as ends, contextlib.ExitStack() as made:
             # Process heads' log records, handled here as this process's own (_HandledHere).
             records = _Records(log_queue, _HandledHere())
             records.start()
@@ -233,13 +258,19 @@ class Application:
             host = None
             if use_ros:
                 from .ros import shared_memory
+                from .ros import host as ros_host
                 from .ros.host import RclpyHost
 
                 shared_memory.remove_stale()  # what SIGKILLed processes left in /dev/shm
                 settings.discovery_server = self._discovery_address(made)
                 host = RclpyHost(self.namespace, self.private_shared_memory,
-                                 settings.discovery_server)
+                                 settings.discovery_server, settings.ros_args)
                 made.callback(host.shutdown)
+                # From here to the end of run(), the teardown is bounded as a whole: a node
+                # finalised late in another thread (rclpy defers it while a handle is in use)
+                # can deadlock in Fast DDS with the GIL held, and nothing in Python then acts.
+                made.callback(ros_host.arm)
+                ends.callback(ros_host.disarm)
             directory, listeners, rundir = dirs.create(
                 [self.main_name, *self._specs], self.queue_size, context, remote=remote,
                 routes=[n for n, s in self._specs.items() if issubclass(s.target, RouteHead)])

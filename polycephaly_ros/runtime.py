@@ -84,6 +84,8 @@ class Settings:
     max_envelope: int = 256 << 20
     private_shared_memory: bool = True
     discovery_server: str | None = None  # the address of the participants' discovery server
+    ros_args: list[str] | None = None  # rclpy.init's args in every process (None: sys.argv)
+    ros_logging: bool = False  # records go through rclpy (ros/log.py), not to log_queue
 
 
 class HeadRuntime:
@@ -344,8 +346,13 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
     """Run one sub-head in a fresh process: its own inbox, bus, rclpy context and node."""
     _tie_to_supervisor(lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when heads stop
-    root = logging.getLogger()  # records go to the main process's handlers (Application.run)
-    root.handlers[:] = [_ToMain(settings.log_queue)]
+    root = logging.getLogger()
+    if settings.ros_logging:  # through this process's rclpy, as the main process does
+        from .ros import log
+
+        log.install(settings.namespace, spec.name)
+    else:  # to the main process's handlers (Application.run)
+        root.handlers[:] = [_ToMain(settings.log_queue)]
     root.setLevel(settings.log_level)
     bus = Bus(directory, settings.send_timeout, settings.max_envelope)
     inbox = Inbox(listener, directory[spec.name].slots, priority=settings.priority,
@@ -357,7 +364,8 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
         from .ros.host import RclpyHost
 
         host = (RclpyHost(settings.namespace, settings.private_shared_memory,
-                          settings.discovery_server) if settings.ros else None)
+                          settings.discovery_server, settings.ros_args)
+                if settings.ros else None)
         runtime = HeadRuntime(spec.target, name=spec.name, bus=bus, inbox=inbox,
                               settings=settings, frequency=frequency, args=spec.args,
                               kwargs=spec.kwargs, host=host, generation=generation,

@@ -14,8 +14,9 @@ def test_the_readme_hello_world_prints_the_reply(tmp_path, leftover_processes):
     (tmp_path / 'hello.py').write_text(code)
     program = Program('-P', str(tmp_path / 'hello.py'), cwd=tmp_path)
     try:
-        program.wait_for(r"INFO: polycephaly_ros\.hello: main answered: Hi, thanks for writing\.",
-                         timeout=60)
+        # (through rclpy: its console format, the head's node logger)
+        program.wait_for(r"\[INFO\] \[[0-9.]+\] \[robot\.hello\]: main answered: Hi, thanks "
+                         r"for writing\.", timeout=60)
         program.proc.send_signal(signal.SIGINT)
         assert program.finish(timeout=60) == 0
     finally:

@@ -83,7 +83,7 @@ def read_ros_args(ros: Sequence[str], section: str) -> tuple[str | None, list[st
                 overrides.append(f'{section}.{name}={value}')
         elif arg == '--params-file':
             files.append(next(it, ''))
-        elif arg in ('--log-level', '-e', '--enclave'):
+        elif arg in ('--log-level', '-e', '--enclave'):  # (--log-level: setup_logging)
             next(it, None)
     return namespace, files, overrides
 
@@ -100,9 +100,33 @@ def load(args: argparse.Namespace, ros: Sequence[str], section: str) -> tuple[di
     return config, path
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, log_level(level)),
-                        format=LOG_FORMAT, stream=sys.stderr)
+def setup_logging(level: str, config: dict | None = None, section: str = '',
+                  ros: Sequence[str] = ()) -> list[str] | None:
+    """Set the log level; return the application's ros_args when its heads log through rclpy.
+
+    With ROS (the config section's application.ros; no config: without), records go through rclpy (ros/log.py): level is rcutils's default level, and a
+    ``--log-level`` among the ROS arguments (e.g. ``robot.service:=debug``) comes after it.
+    Without ROS, Python's logging writes them on stderr.
+    """
+    use_ros = config is not None and cfg.use_ros(config[section]['application']['ros'])
+    if use_ros is None:
+        from ..ros.host import ros_available
+
+        use_ros = ros_available()
+    if not use_ros:
+        logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, stream=sys.stderr)
+        return None
+    logging.getLogger().setLevel(level)
+    args = ['--ros-args', '--log-level', ROS_LEVELS.get(level, level).lower()]
+    it = iter(ros)
+    for arg in it:
+        if arg == '--log-level':
+            args += [arg, next(it, '')]
+    return args
+
+
+#: Python's level names that rcutils spells otherwise.
+ROS_LEVELS = {'WARNING': 'WARN', 'CRITICAL': 'FATAL'}
 
 
 def run_application(app: Any) -> int:

@@ -72,6 +72,8 @@ class ServiceMain(RobotHead):
     def birth(self) -> None:
         app = self.application
         self.config = app.config
+        if app.config_path:
+            self.logger.info('configuration: %s', app.config_path)
         self.started = time.time()
         self.link: dict | None = None
         self.network: dict | None = None
@@ -260,12 +262,13 @@ class ServiceMain(RobotHead):
 class ServiceApplication(Application):
     """The system service, built from a configuration (see polycephaly_ros.robot.config)."""
 
-    def __init__(self, config: dict, **options: Any) -> None:
+    def __init__(self, config: dict, config_path: str | None = None, **options: Any) -> None:
         section = config[cfg.SERVICE]
         opts = cfg.application_options(section, config['robot']['namespace'])
         opts.update(options)
         super().__init__(ServiceMain, name=cfg.SERVICE, **opts)
         self.config = config
+        self.config_path = config_path  # (logged by the main head: through rclpy, with ROS)
 
     def build(self) -> None:
         heads = self.config[cfg.SERVICE]['heads']
@@ -288,14 +291,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ours, ros = cli.split_ros_args(argv)
     args = cli.parser('The robot\'s system service (polycephaly_ros).').parse_args(ours)
-    cli.setup_logging(args.log_level)
     config, path = cli.load(args, ros, cfg.SERVICE)
+    ros_args = cli.setup_logging(args.log_level, config, cfg.SERVICE, ros)
     sys.argv[1:] = ours  # rclpy must not see the ROS arguments: they are applied above
-    if path:
-        import logging
-
-        logging.getLogger('polycephaly_ros.robot').info('configuration: %s', path)
-    return cli.run_application(ServiceApplication(config))
+    return cli.run_application(ServiceApplication(config, config_path=path, ros_args=ros_args))
 
 
 def cli_main() -> None:

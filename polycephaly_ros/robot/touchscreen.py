@@ -306,8 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help='stop after N status and N diagnostics exchanges (0: never)')
     p.add_argument('--no-stdin', action='store_true', help='do not read commands from stdin')
     args = p.parse_args(ours)
-    cli.setup_logging(args.log_level)
     config, _path = cli.load(args, ros, cfg.TOUCHSCREEN)
+    ros_args = cli.setup_logging(args.log_level, config, cfg.TOUCHSCREEN, ros)
     if args.transport:
         config[cfg.TOUCHSCREEN]['transport'] = args.transport
     sys.argv[1:] = ours
@@ -316,7 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigurationError('headless is off but there is no display (DISPLAY is not '
                                  'set): set DISPLAY, or use headless on or auto')
     app = TouchscreenApplication(config, headless=args.headless, as_json=args.json,
-                                 count=args.count, read_stdin=not args.no_stdin)
+                                 count=args.count, read_stdin=not args.no_stdin,
+                                 ros_args=ros_args)
     return cli.run_application(app)
 
 

@@ -9,6 +9,8 @@ import os
 import threading
 from typing import Any, Iterator
 
+from . import log
+
 _log = logging.getLogger('polycephaly_ros.ros.host')
 _live_hosts = 0
 _started_hosts = 0
@@ -29,17 +31,28 @@ def bounded(timeout: float = TEARDOWN_TIMEOUT) -> Iterator[None]:
     faulthandler's watchdog is a C thread: it acts while a deadlocked thread holds the GIL.
     Nested and concurrent uses share it; each entry restarts its clock.
     """
+    arm(timeout)
+    try:
+        yield
+    finally:
+        disarm()
+
+
+def arm(timeout: float = TEARDOWN_TIMEOUT) -> None:
+    """Start (or restart) the clock of bounded(); each arm() needs its disarm()."""
     global _bounded_count
     with _bounded_lock:
         _bounded_count += 1
         faulthandler.dump_traceback_later(timeout, exit=True)
-    try:
-        yield
-    finally:
-        with _bounded_lock:
-            _bounded_count -= 1
-            if _bounded_count == 0:
-                faulthandler.cancel_dump_traceback_later()
+
+
+def disarm() -> None:
+    """End what one arm() started; the watchdog stops when none is left."""
+    global _bounded_count
+    with _bounded_lock:
+        _bounded_count -= 1
+        if _bounded_count == 0:
+            faulthandler.cancel_dump_traceback_later()
 
 
 def ros_available() -> bool:
@@ -77,7 +90,8 @@ class RclpyHost:
     """One rclpy context per process, spun by one executor thread, hosting the heads' nodes.
 
     With a discovery_server address the process's participant is that server's client
-    (ros/discovery_server.py) instead of using simple discovery.
+    (ros/discovery_server.py) instead of using simple discovery. args are rclpy.init's (its
+    default: sys.argv): ``--ros-args --log-level …`` and the like.
 
     Threading contract: create_node() and destroy_node() may be called from any thread;
     node callbacks run in the executor thread (a head's inbox topics have none: the head's
@@ -85,7 +99,7 @@ class RclpyHost:
     """
 
     def __init__(self, namespace: str = '', private_shared_memory: bool = True,
-                 discovery_server: str | None = None) -> None:
+                 discovery_server: str | None = None, args: list[str] | None = None) -> None:
         global _live_hosts, _started_hosts, _fork_hook_installed
         self._private_shared_memory = private_shared_memory
         isolate_discovery()
@@ -101,7 +115,9 @@ class RclpyHost:
             _fork_hook_installed = True
         self.namespace = namespace
         self.context = Context()
-        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
+        rclpy.init(args=args, context=self.context,
+                   signal_handler_options=SignalHandlerOptions.NO)
+        log.follow_levels()  # (rcl has read --log-level)
         _live_hosts += 1
         _started_hosts += 1
         self.executor = SingleThreadedExecutor(context=self.context)
@@ -141,6 +157,8 @@ class RclpyHost:
                 Parameter('start_type_description_service', value=False)])
         with self._lock:
             self._nodes.append(node)
+        if (handler := log.installed()) is not None:
+            handler.attach(name, node.get_logger().name)
         if self._private_shared_memory:  # the participant (and its segment) exists by now
             from . import shared_memory
 
@@ -155,9 +173,15 @@ class RclpyHost:
             if node not in self._nodes:
                 return
             self._nodes.remove(node)
+        self._detach_logger(node)
         self.executor.remove_node(node)
         with bounded():
             node.destroy_node()
+
+    @staticmethod
+    def _detach_logger(node: Any) -> None:
+        if (handler := log.installed()) is not None:
+            handler.detach(node.get_logger().name)
 
     def shutdown(self, timeout: float = TEARDOWN_TIMEOUT) -> None:
         """Destroy every node and the context; exit the process if DDS hangs beyond timeout."""
@@ -173,6 +197,7 @@ class RclpyHost:
                 with self._lock:
                     nodes, self._nodes = self._nodes, []
                 for node in nodes:
+                    self._detach_logger(node)
                     node.destroy_node()
                 self.context.try_shutdown()
         finally:
