@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 #: Python's levels as rcutils severities (DEBUG 10 … FATAL 50: the same numbers).
 _SEVERITIES = (50, 40, 30, 20, 10)
