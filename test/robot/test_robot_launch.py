@@ -101,16 +101,31 @@ def test_robot_launch_includes_both():
 
 
 #: How many times the real `ros2 launch` is run and stopped (POLYCEPHALY_LAUNCH_RUNS=100 on
-#: demand). Once in CI: 3 runs in 80 here did not end cleanly, none for a reason of ours we
-#: could still fix (README, Launch files), so 20 runs would fail CI half the time.
+#: demand; README, Launch files, has the counts).
 LAUNCH_RUNS = int(os.environ.get('POLYCEPHALY_LAUNCH_RUNS', '1'))
+#: What launch prints when the KeyboardInterrupt its own SIGINT handler raises lands inside its
+#: event loop's bookkeeping: it then exits 1 after every process finished cleanly.
+LAUNCH_LOOP_BROKEN = 'Task was destroyed but it is pending!'
 
 
 @pytest.mark.parametrize('run', range(LAUNCH_RUNS))
 def test_ros2_launch_runs_both_applications_and_sigint_stops_everything(run, tmp_path, procs):
     """The real `ros2 launch polycephaly_ros robot.launch.py`, stopped as Ctrl-C would."""
+    code, took, said = _launch_and_interrupt(tmp_path / 'first', procs)
+    if code == 1 and LAUNCH_LOOP_BROKEN in said and said.count('finished cleanly') == 2:
+        # launch's own race, after ours all ended with 0 (1 run in ~30): try once more.
+        logging.getLogger(__name__).warning('ros2 launch broke its own loop:\n%s', said)
+        code, took, said = _launch_and_interrupt(tmp_path / 'again', procs)
+    # Clean in 0.3-0.5 s; a head caught in Fast DDS's teardown deadlock is ended by its alarm
+    # TEARDOWN_LIMIT after its death() (1 stop in ~8 here), still a clean exit: bound for that.
+    assert code == 0 and took < TEARDOWN_LIMIT + 3, f'exit {code} after {took:.1f} s:\n{said}'
+
+
+def _launch_and_interrupt(tmp_path: Path, procs) -> tuple[int | None, float, str]:
+    """Run ros2 launch until both applications talk; Ctrl-C; return (exit, seconds, output)."""
     ros2 = shutil.which('ros2')
     assert ros2, 'the ros2 command is not installed'
+    tmp_path.mkdir()
     config = write_config(tmp_path)
     launch = procs.start('launch', [ros2, 'launch', 'polycephaly_ros', 'robot.launch.py',
                                     f'config:={config}', 'headless:=on'],
@@ -140,11 +155,7 @@ def test_ros2_launch_runs_both_applications_and_sigint_stops_everything(run, tmp
     except subprocess.TimeoutExpired:
         code = None
     took = time.monotonic() - signalled
-    # Clean in 0.3-0.5 s; a head caught in Fast DDS's teardown deadlock is ended by its alarm
-    # TEARDOWN_LIMIT after its death() (1 stop in ~8 here), still a clean exit: bound for that.
-    assert code == 0 and took < TEARDOWN_LIMIT + 3, (f'exit {code} after {took:.1f} s:\n'
-                                    + '\n'.join(launch.seen[-10:] + launch.rest()[-60:])
-                                    + launch.log())
+    return code, took, '\n'.join(launch.seen[-10:] + launch.rest()[-60:]) + launch.log()
 
 
 def test_launch_testing_runs_robot_launch_py_and_checks_every_exit(tmp_path, leftover_processes):
