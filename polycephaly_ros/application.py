@@ -14,7 +14,6 @@ import contextlib
 import difflib
 import inspect
 import logging
-import logging.handlers
 import multiprocessing as mp
 import os
 import shutil
@@ -25,6 +24,7 @@ from typing import Any, Callable
 
 from . import directory as dirs
 from . import fork_server
+from . import logs
 from . import envelope as env
 from . import restart as restart_policy
 from .bus import MAX_ENVELOPE, Bus
@@ -43,8 +43,6 @@ _log = logging.getLogger('polycephaly_ros.application')
 #: The queue size that queue_size=0 (the seed's "unbounded") stands for: the most a POSIX
 #: semaphore counts. Memory is the limit then.
 UNBOUNDED = 2**31 - 1
-#: The log format run() sets up when the program configured no logging at all.
-LOG_FORMAT = '[%(asctime)s] %(levelname)s: %(name)s: %(message)s'
 #: What stop() and restart() call back when given one: with None, or the error.
 Done = Callable[['PolycephalyError | None'], None]
 
@@ -216,21 +214,11 @@ class Application:
             use_ros = ros_available()
         else:
             use_ros = self._ros
-        root = logging.getLogger()
-        # Nothing configured: through rclpy (ros/log.py), else INFO lines on stderr.
-        ros_logging = use_ros and not root.handlers
-        if not ros_logging:
-            if not root.handlers:
-                logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-            return self._run(use_ros, False, remote)
-        from .ros import log as ros_log
-
-        ros_log.install(self.namespace, self.main_name)
-        root.setLevel(logging.INFO)  # (rcutils's level once rclpy has read --log-level)
+        through_rclpy = logs.choose(use_ros, self.namespace, self.main_name)
         try:
-            return self._run(use_ros, True, remote)
+            return self._run(use_ros, through_rclpy, remote)
         finally:
-            ros_log.uninstall()
+            logs.release(through_rclpy)
 
     def _run(self, use_ros: bool, ros_logging: bool, remote: dict[str, str]) -> int:
         root = logging.getLogger()
@@ -245,8 +233,8 @@ class Application:
         # Everything made below is closed in reverse order, however run() ends; rclpy last, as
         # its teardown may hang (and then ends the process) once nothing else is left to clean.
         with contextlib.ExitStack() as ends, contextlib.ExitStack() as made:
-            # Process heads' log records, handled here as this process's own (_HandledHere).
-            records = _Records(log_queue, _HandledHere())
+            # Process heads' log records, handled here as this process's own.
+            records = logs.Relay(log_queue)
             records.start()
             made.callback(log_queue.close)
             made.callback(records.stop)
@@ -487,21 +475,3 @@ class Application:
 #: The option names of Application() (ours and the seed's): a close miss is warned about.
 _OPTIONS = [*(name for name, p in inspect.signature(Application.__init__).parameters.items()
               if p.kind is p.KEYWORD_ONLY), *APPLICATION_OPTIONS]
-
-
-class _HandledHere(logging.Handler):
-    """Handle a record from a head process as if it were logged in this process."""
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        logging.getLogger(record.name).handle(record)
-        return True
-
-
-class _Records(logging.handlers.QueueListener):
-    """A QueueListener on a multiprocessing SimpleQueue (which has get() and put() only)."""
-
-    def dequeue(self, block: bool) -> logging.LogRecord:
-        return self.queue.get()
-
-    def enqueue_sentinel(self) -> None:
-        self.queue.put(self._sentinel)

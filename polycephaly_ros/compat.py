@@ -20,6 +20,8 @@ import logging
 from pprint import pformat as pf
 from typing import Any, Callable
 
+from .logs import LOG_FORMAT
+
 __all__ = ['Logger', 'pf', 'install']
 
 NOTICE = logging.INFO + 5
@@ -42,7 +44,7 @@ class Logger(logging.LoggerAdapter):
     def __init__(self, name: str) -> None:
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.DEBUG,
-                                format='[%(asctime)s] %(levelname)s: %(name)s: %(message)s')
+                                format=LOG_FORMAT)
         super().__init__(logging.getLogger(name), {})
 
     def notice(self, msg: str, *args: Any, **kwargs: Any) -> None:

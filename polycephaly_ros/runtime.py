@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
-import logging.handlers
 import os
 import signal
 import sys
@@ -48,6 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import envelope as env
+from . import logs
 from .bus import Bus
 from .errors import ConfigurationError, NoReply, StateError
 from .inbox import Inbox
@@ -346,14 +346,7 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
     """Run one sub-head in a fresh process: its own inbox, bus, rclpy context and node."""
     _tie_to_supervisor(lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when heads stop
-    root = logging.getLogger()
-    if settings.ros_logging:  # through this process's rclpy, as the main process does
-        from .ros import log
-
-        log.install(settings.namespace, spec.name)
-    else:  # to the main process's handlers (Application.run)
-        root.handlers[:] = [_ToMain(settings.log_queue)]
-    root.setLevel(settings.log_level)
+    logs.in_head_process(settings, spec.name)
     bus = Bus(directory, settings.send_timeout, settings.max_envelope)
     inbox = Inbox(listener, directory[spec.name].slots, priority=settings.priority,
                   poison_pill=settings.poison_pill)
@@ -385,13 +378,6 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
         bus.close()
         inbox.close()
     sys.exit(1 if error else 0)
-
-
-class _ToMain(logging.handlers.QueueHandler):
-    """Put each record, formatted, on the application's SimpleQueue (Application.run reads it)."""
-
-    def enqueue(self, record: logging.LogRecord) -> None:
-        self.queue.put(record)
 
 
 def _arm_teardown_alarm() -> None:

@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import Any, Sequence
 
-from ..application import LOG_FORMAT
+from ..logs import LOG_FORMAT
 from ..errors import ConfigurationError
 from ..signals import STOP_SIGNALS
 from . import config as cfg
