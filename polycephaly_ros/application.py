@@ -214,6 +214,10 @@ class Application:
             use_ros = ros_available()
         else:
             use_ros = self._ros
+        managed = [name for name, spec in self._specs.items() if spec.lifecycle is not None]
+        if managed and not use_ros:
+            raise ConfigurationError(f'head(s) {", ".join(managed)} are managed nodes (their '
+                                     'class sets lifecycle): they need ROS')
         through_rclpy = logs.choose(use_ros, self.namespace, self.main_name)
         try:
             return self._run(use_ros, through_rclpy, remote)
@@ -353,6 +357,8 @@ class Application:
             self._supervisor.on_born(envelope)
         elif subject == env.EXITED:
             self._supervisor.on_report(envelope)
+        elif subject == env.LIFECYCLE:
+            self._supervisor.on_lifecycle(envelope)
         elif subject == env.EBRAKE:
             self._brake(f'emergency brake from {envelope.get("sender")!r}: '
                         f'{envelope.get("body") or "no reason given"}')
@@ -443,6 +449,14 @@ class Application:
             except PolycephalyError as exc:
                 done(exc)
         supervisor.stop_soon(name, self.threads_timeout, start_again)
+
+    def change_state(self, name: str, transition: str) -> None:
+        """Ask a managed head for a lifecycle transition (configure, activate, deactivate,
+        cleanup, shutdown); it runs in the head's thread, and status() shows the state it led
+        to. Raises UnknownHead, or StateError for an unmanaged or stopped head, an unknown
+        transition, or a call from elsewhere than the main head's thread.
+        """
+        self._control().change_state(name, transition)
 
     def status(self) -> list[dict]:
         """Return the state of every sub-head; raises StateError outside the main head's thread."""

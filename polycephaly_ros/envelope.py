@@ -25,6 +25,7 @@ BORN = CONTROL_PREFIX + 'born'
 EXITED = CONTROL_PREFIX + 'exited'
 EBRAKE = CONTROL_PREFIX + 'ebrake'
 BEGIN = CONTROL_PREFIX + 'begin'  # main to a ready sub-head: run birth() now
+LIFECYCLE = CONTROL_PREFIX + 'lifecycle'  # a transition for a managed head; its new state
 #: The route envelopes travel on between heads of one application.
 INTERNAL = 'internal'
 #: Header naming the route head that reaches an outside sender; reply() echoes it, so the

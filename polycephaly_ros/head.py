@@ -44,6 +44,11 @@ class Process:
     #: carries only its inbox topics (and /rosout, /parameter_events), so many heads start
     #: fast. Set it True on a sub-head class whose parameters others set or read.
     node_services: bool | None = None
+    #: Make the sub-head a ROS 2 managed node (ros/lifecycle.py): True starts it unconfigured
+    #: (configure runs birth(), activate starts life() and its mail, deactivate pauses them,
+    #: cleanup and shutdown run death()); "inactive" or "active" has the supervisor drive it
+    #: there once it is ready, and after each restart to the last state it reached. Needs ROS.
+    lifecycle: bool | str = False
 
     def __init__(self) -> None:
         self._filters = FilterSet()

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import envelope as env
 from . import logs
+from . import spec as specs
 from .bus import Bus
 from .errors import ConfigurationError, NoReply, StateError
 from .inbox import Inbox
@@ -110,6 +111,7 @@ class HeadRuntime:
         node_services: bool = False,
         gated: bool = False,
         own_host: bool = False,
+        lifecycle: str | None = None,
     ) -> None:
         self._make = make
         self.name = name
@@ -129,6 +131,9 @@ class HeadRuntime:
         #: Wait, once ready, for the supervisor's BEGIN before birth() (its turn in start-up).
         self.gated = gated
         self._begun = False
+        #: A managed head's goal state (spec.lifecycle), and its lifecycle (ros/lifecycle.py).
+        self.lifecycle = lifecycle
+        self.managed: Any = None
         self.node: Any = None
         self.head: Process | None = None
         self._host = host
@@ -205,12 +210,17 @@ class HeadRuntime:
         self.bus.attach_inbox(self.name, inbox)
         owned.callback(self._close_inbox)
         if self._host is not None:
-            self.node = self._host.create_node(self.name, self.node_services)
+            self.node = self._host.create_node(self.name, self.node_services,
+                                               managed=self.lifecycle is not None)
             if not self._own_host:
                 self.own(lambda: self._host.destroy_node(self.node), 'the node')
         head = self.head = self._make()
         head._attach(self)
         inbox.on_control = self._control
+        if self.lifecycle is not None:
+            from .ros.lifecycle import Managed
+
+            self.managed = Managed(self, self._report_lifecycle)
         if self.node is not None:
             from .ros.bridge import open_ros_inbox
             from .ros.host import bounded
@@ -225,9 +235,12 @@ class HeadRuntime:
 
     def _control(self, envelope: dict) -> None:
         body = envelope.get('body')
+        mine = isinstance(body, dict) and body.get('generation') == self.generation
         if envelope['subject'] == env.BEGIN:
-            if isinstance(body, dict) and body.get('generation') == self.generation:
-                self._begun = True
+            self._begun = self._begun or mine
+        elif envelope['subject'] == env.LIFECYCLE and self.managed is not None:
+            if mine and body.get('transition') in specs.TRANSITIONS:
+                self.managed.ask(body['transition'])
         else:
             (self._on_control or self.head._on_control)(envelope)
 
@@ -245,7 +258,10 @@ class HeadRuntime:
             self._last_mail(serve=False)
             return None
         try:
-            head._loop(after_birth)
+            if self.managed is not None:
+                self.managed.live(after_birth)
+            else:
+                head._loop(after_birth)
         except SystemExit as exc:
             if exc.code not in (None, 0):
                 error = f'SystemExit({exc.code!r})'
@@ -260,15 +276,26 @@ class HeadRuntime:
                 before_death()
             except BaseException:
                 error = error or traceback.format_exc()
+        born = self.managed is None or self.managed.born  # (a managed head: configured)
         try:
-            self._last_mail(serve=head.stopping)
+            self._last_mail(serve=head.stopping and born)
         except BaseException:
             error = error or traceback.format_exc()
-        try:
-            head.death()
-        except BaseException:
-            error = error or traceback.format_exc()
+        if born:
+            try:
+                head.death()
+            except BaseException:
+                error = error or traceback.format_exc()
         return error
+
+    def _report_lifecycle(self, transition: str, state: str) -> None:
+        """Tell the main head the lifecycle state a transition led to (ros/lifecycle.py)."""
+        try:
+            self.bus.post(env.make(self.name, self.main, env.LIFECYCLE,
+                                   {'generation': self.generation, 'transition': transition,
+                                    'state': state}), control=True)
+        except Exception as exc:
+            _log.warning('head %r could not report its lifecycle state: %s', self.name, exc)
 
     def _last_mail(self, serve: bool) -> None:
         """Stop taking mail, then take in everything accepted before (the last read).
@@ -335,7 +362,8 @@ def run_thread_head(spec: HeadSpec, inbox: Inbox, frequency: float, generation: 
     runtime = HeadRuntime(spec.target, name=spec.name, bus=bus, inbox=inbox, settings=settings,
                           frequency=frequency, args=spec.args, kwargs=spec.kwargs, host=host,
                           generation=generation, keep_inbox=True, let_it_crash=spec.let_it_crash,
-                          node_services=bool(spec.target.node_services), gated=gated)
+                          node_services=bool(spec.target.node_services), gated=gated,
+                          lifecycle=spec.lifecycle)
     error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation))
     report_exit(bus, settings, spec.name, generation, error, runtime.unhandled, runtime.fatal)
 
@@ -364,7 +392,7 @@ def run_process_head(spec: HeadSpec, frequency: float, generation: int, director
                               kwargs=spec.kwargs, host=host, generation=generation,
                               let_it_crash=spec.let_it_crash,
                               node_services=bool(spec.target.node_services), gated=gated,
-                              own_host=True)
+                              own_host=True, lifecycle=spec.lifecycle)
         error = runtime.run(after_birth=announce_birth(bus, settings, spec.name, generation),
                             closing=_arm_teardown_alarm)
         unhandled, fatal = runtime.unhandled, runtime.fatal

@@ -20,6 +20,11 @@ THREAD = 'thread'
 PROCESS = 'process'
 MODES = {'thread': THREAD, 'threaded': THREAD, 't': THREAD,
          'process': PROCESS, 'forked': PROCESS, 'fork': PROCESS, 'p': PROCESS}
+#: A managed head's transitions (ros/lifecycle.py), each with the state it leads to.
+TRANSITIONS = {'configure': 'inactive', 'activate': 'active', 'deactivate': 'inactive',
+               'cleanup': 'unconfigured', 'shutdown': 'finalized'}
+#: The states a managed head can be driven to, at its start and again after a restart.
+PRIMARY = ('unconfigured', 'inactive', 'active')
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class HeadSpec:
     restart_window: float
     restart_backoff: tuple[float, float] = restart_policy.BACKOFF
     let_it_crash: bool | None = None
+    lifecycle: str | None = None  # a managed head: the state to drive it to once ready
+
 
 
 def head_spec(ref: Any, args: tuple, kwargs: dict, *, name: str | None, mode: str,
@@ -56,6 +63,7 @@ def head_spec(ref: Any, args: tuple, kwargs: dict, *, name: str | None, mode: st
         raise ConfigurationError(f'restart of head {head_name!r} must be one of '
                                  f'{", ".join(restart_policy.POLICIES)}, not {restart!r}')
     backoff = restart_policy.check_backoff(restart_backoff, head_name)
+    lifecycle = lifecycle_goal(target, head_name)
     if kind == PROCESS:
         try:
             pickle.dumps((target, args, kwargs))
@@ -66,7 +74,20 @@ def head_spec(ref: Any, args: tuple, kwargs: dict, *, name: str | None, mode: st
     return HeadSpec(head_name, target, tuple(args), dict(kwargs), kind,
                     None if frequency is None else check_frequency(frequency), bool(autostart),
                     bool(bound_shutdown), restart, int(max_restarts), float(restart_window),
-                    backoff, None if let_it_crash is None else bool(let_it_crash))
+                    backoff, None if let_it_crash is None else bool(let_it_crash), lifecycle)
+
+
+def lifecycle_goal(target: type, name: str) -> str | None:
+    """Return the state a managed head class asks for (None: not managed); check it."""
+    wanted = getattr(target, 'lifecycle', False)
+    if wanted is False or wanted is None:
+        return None
+    if wanted is True:
+        return 'unconfigured'
+    if wanted not in PRIMARY:
+        raise ConfigurationError(f'lifecycle of head {name!r} must be False, True or one of '
+                                 f'{", ".join(PRIMARY)}, not {wanted!r}')
+    return wanted
 
 
 def checked_name(name: str) -> str:

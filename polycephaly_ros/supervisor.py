@@ -37,7 +37,7 @@ from .reclaim import Loss, nothing_held, reclaim
 from .restart import RestartPolicy
 from .runtime import (TEARDOWN_LIMIT, TEARDOWN_SIGNAL, Settings, run_process_head,
                       run_thread_head)
-from .spec import PROCESS, THREAD, HeadSpec
+from .spec import PRIMARY, PROCESS, THREAD, TRANSITIONS, HeadSpec
 
 if TYPE_CHECKING:
     from .ros.host import RclpyHost
@@ -63,6 +63,8 @@ class _Handle:
     last_error: str | None = None
     when_stopped: list = field(default_factory=list)  # stop_soon()'s callbacks
     when_born: list = field(default_factory=list)  # start()'s callbacks, with done
+    lifecycle: str | None = None        # a managed head: its last reported lifecycle state
+    goal: str | None = None             # ... and the state to drive each new run back to
 
 
 class Supervisor:
@@ -91,6 +93,7 @@ class Supervisor:
         self.stopping = False
         self.forced = False
         for name, handle in self.handles.items():
+            handle.goal = handle.spec.lifecycle
             if handle.spec.mode == THREAD:
                 handle.inbox = Inbox(listeners[name], directory[name].slots,
                                      priority=settings.priority, poison_pill=settings.poison_pill)
@@ -337,12 +340,12 @@ class Supervisor:
             if handle.process is not None and handle.process.is_alive():
                 handle.process.kill()
 
-    def _tell(self, handle: _Handle, subject: str) -> None:
+    def _tell(self, handle: _Handle, subject: str, **body: Any) -> None:
         """Post a control envelope for the head's current run; a failure is logged."""
         name = handle.spec.name
         try:
             self._bus.post(env.make(self._settings.main, name, subject,
-                                    {'generation': handle.generation}), control=True)
+                                    {'generation': handle.generation, **body}), control=True)
         except Exception as exc:  # (a head that died meanwhile: its sentinel tells the rest)
             _log.error('could not send %r to %r: %s', subject, name, exc)
 
@@ -372,6 +375,35 @@ class Supervisor:
             handle.born = (envelope.get('body') or {}).get('generation', 0)
             if handle.born == handle.generation:
                 self._call_soon(handle.when_born)
+                if handle.goal in ('inactive', 'active'):  # a managed head, ready: drive it
+                    self._tell(handle, env.LIFECYCLE, transition='configure')
+                if handle.goal == 'active':
+                    self._tell(handle, env.LIFECYCLE, transition='activate')
+
+    def on_lifecycle(self, envelope: dict) -> None:
+        """Take a managed head's report of the lifecycle state a transition led it to."""
+        handle = self.handles.get(envelope.get('sender'))
+        body = envelope.get('body') or {}
+        if handle is None or body.get('generation') != handle.generation:
+            return
+        handle.lifecycle = state = body.get('state')
+        if body.get('transition') and state in PRIMARY:
+            handle.goal = state  # (restarts come back to it)
+        elif state == 'finalized':
+            handle.stop_requested = True  # it ends because it was shut down, not failed
+        _log.info('head %r is %s', handle.spec.name, state)
+
+    def change_state(self, name: str, transition: str) -> None:
+        """Ask a running managed head for a lifecycle transition (its state follows)."""
+        handle = self._handle(name)
+        if handle.spec.lifecycle is None:
+            raise StateError(f'head {name!r} is not a managed node (its class sets no lifecycle)')
+        if transition not in TRANSITIONS:
+            raise StateError(f'no transition {transition!r}; transitions: '
+                             f'{", ".join(TRANSITIONS)}')
+        if handle.state != 'running':
+            raise StateError(f'head {name!r} is {handle.state}')
+        self._tell(handle, env.LIFECYCLE, transition=transition)
 
     def on_report(self, envelope: dict) -> None:
         """Take a head's report of its end (a control envelope)."""
@@ -476,7 +508,8 @@ class Supervisor:
 
         ``lost`` counts the accepted envelopes the head left unhandled or lost, in all its
         runs; ``errors`` those its filters raised on (answered with an error envelope);
-        ``restart_in`` is the seconds until a pending restart (state ``restarting``).
+        ``restart_in`` is the seconds until a pending restart (state ``restarting``);
+        ``lifecycle`` a managed head's last reported lifecycle state (else None).
         """
         now = time.monotonic()
         return [{'name': h.spec.name, 'mode': h.spec.mode, 'state': h.state,
@@ -484,7 +517,7 @@ class Supervisor:
                  'errors': self._directory.faults_of(h.spec.name),
                  'restart_in': (max(h.restart_at - now, 0.0) if h.state == 'restarting'
                                 else None),
-                 'last_error': h.last_error,
+                 'last_error': h.last_error, 'lifecycle': h.lifecycle,
                  'pid': h.process.pid if h.process is not None else os.getpid()}
                 for h in self.handles.values()]
 

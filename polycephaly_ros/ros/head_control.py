@@ -74,7 +74,8 @@ class HeadControl:
         response.heads = [HeadStatus(name=h['name'], mode=h['mode'], state=h['state'],
                                      pid=h['pid'], generation=h['generation'],
                                      exits=h['exits'], lost=h['lost'],
-                                     last_error=h['last_error'] or '') for h in heads]
+                                     last_error=h['last_error'] or '',
+                                     lifecycle=h['lifecycle'] or '') for h in heads]
         return response
 
     def _action(self, verb: str, past: str) -> Callable[[Any, Any], Any]:

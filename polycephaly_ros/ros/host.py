@@ -141,20 +141,26 @@ class RclpyHost:
                     return  # (teardown: the context went while a wait was being set up)
                 _log.exception('a ROS callback raised; the executor goes on serving the others')
 
-    def create_node(self, name: str, services: bool = True) -> Any:
+    def create_node(self, name: str, services: bool = True, managed: bool = False) -> Any:
         """Create a node named name in the host's namespace and spin it.
 
         Without services the node offers no parameter services and no type description
-        service (fewer endpoints for every other participant to discover).
+        service (fewer endpoints for every other participant to discover). A managed node is
+        a lifecycle node (ros/lifecycle.py).
         """
         import rclpy
         from rclpy.parameter import Parameter
 
-        node = rclpy.create_node(
-            name, namespace=self.namespace, context=self.context,
-            start_parameter_services=services,
-            parameter_overrides=None if services else [
-                Parameter('start_type_description_service', value=False)])
+        options = dict(namespace=self.namespace, context=self.context,
+                       start_parameter_services=services,
+                       parameter_overrides=None if services else [
+                           Parameter('start_type_description_service', value=False)])
+        if managed:
+            from .lifecycle import ManagedNode
+
+            node = ManagedNode(name, **options)
+        else:
+            node = rclpy.create_node(name, **options)
         with self._lock:
             self._nodes.append(node)
         if (handler := log.installed()) is not None:

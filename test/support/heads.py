@@ -266,3 +266,38 @@ class SeesTheNextHead(Process):
         if not self.node.wait_for_node(name, 20.0):
             raise RuntimeError(f'{name} did not come up during the birth() of {self.name}')
         note(self, 'birth')
+
+
+class Managed(Process):
+    """A managed node: tells the main head of its birth() and death(); 'ping' answers how
+    many life() rounds it ran; 'crash' makes its next life() raise."""
+
+    lifecycle = True
+
+    def birth(self) -> None:
+        self.lives = 0
+        self.crash = False
+        self.send(self.runtime.main, 'managed', 'birth')
+
+    def life(self) -> None:
+        self.lives += 1
+        if self.crash:
+            raise RuntimeError('crashed on purpose')
+        self.mailman()
+
+    def death(self) -> None:
+        self.send(self.runtime.main, 'managed', 'death')
+
+    @message_filter(subject='ping')
+    def on_ping(self, message: dict) -> None:
+        self.reply(message, self.lives)
+
+    @message_filter(subject='crash')
+    def on_crash(self, message: dict) -> None:
+        self.crash = True
+
+
+class ManagedActive(Managed):
+    """A managed node the supervisor drives to active once ready (and after restarts)."""
+
+    lifecycle = 'active'
