@@ -34,7 +34,7 @@ from .head import Process, check_frequency
 from .inbox import Inbox
 from .ros.discovery_server import checked_option as discovery_server_option
 from .routes.base import RouteHead
-from .runtime import HeadRuntime, Settings
+from .runtime import TEARDOWN_LIMIT, HeadRuntime, Settings
 from .signals import SignalRelay
 from .spec import PROCESS, HeadSpec, checked_name, head_class, head_spec
 from .supervisor import Supervisor
@@ -250,7 +250,7 @@ class Application:
             host = None
             if use_ros:
                 from .ros import shared_memory
-                from .ros import host as ros_host
+                from .ros import native
                 from .ros.host import RclpyHost
 
                 shared_memory.remove_stale()  # what SIGKILLed processes left in /dev/shm
@@ -258,11 +258,12 @@ class Application:
                 host = RclpyHost(self.namespace, self.private_shared_memory,
                                  settings.discovery_server, settings.ros_args)
                 made.callback(host.shutdown)
-                # From here to the end of run(), the teardown is bounded as a whole: a node
-                # finalised late in another thread (rclpy defers it while a handle is in use)
-                # can deadlock in Fast DDS with the GIL held, and nothing in Python then acts.
-                made.callback(ros_host.arm)
-                ends.callback(ros_host.disarm)
+                # From here to the end of run(), the teardown is bounded as a whole, as a head
+                # process's is: a node finalised late in another thread (rclpy defers it while
+                # a handle is in use) can deadlock in Fast DDS with the GIL held. Then a C
+                # timer ends the process TEARDOWN_LIMIT later, with the exit code decided.
+                made.callback(lambda: native.exit_after(TEARDOWN_LIMIT, self.exit_code))
+                ends.callback(native.exit_after, 0, 0)
             directory, listeners, rundir = dirs.create(
                 [self.main_name, *self._specs], self.queue_size, context, remote=remote,
                 routes=[n for n, s in self._specs.items() if issubclass(s.target, RouteHead)])

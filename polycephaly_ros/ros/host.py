@@ -31,28 +31,17 @@ def bounded(timeout: float = TEARDOWN_TIMEOUT) -> Iterator[None]:
     faulthandler's watchdog is a C thread: it acts while a deadlocked thread holds the GIL.
     Nested and concurrent uses share it; each entry restarts its clock.
     """
-    arm(timeout)
-    try:
-        yield
-    finally:
-        disarm()
-
-
-def arm(timeout: float = TEARDOWN_TIMEOUT) -> None:
-    """Start (or restart) the clock of bounded(); each arm() needs its disarm()."""
     global _bounded_count
     with _bounded_lock:
         _bounded_count += 1
         faulthandler.dump_traceback_later(timeout, exit=True)
-
-
-def disarm() -> None:
-    """End what one arm() started; the watchdog stops when none is left."""
-    global _bounded_count
-    with _bounded_lock:
-        _bounded_count -= 1
-        if _bounded_count == 0:
-            faulthandler.cancel_dump_traceback_later()
+    try:
+        yield
+    finally:
+        with _bounded_lock:
+            _bounded_count -= 1
+            if _bounded_count == 0:
+                faulthandler.cancel_dump_traceback_later()
 
 
 def ros_available() -> bool:

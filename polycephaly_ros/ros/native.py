@@ -10,7 +10,8 @@ The native half, ``src/rcl_notify.c`` (built by colcon into ``libpolycephaly_ros
 beside this module), is a callback for ``rcl_subscription_set_on_new_message_callback()`` and
 ``rcl_event_set_callback()`` that adds the number of new messages (or events) to an eventfd
 whose descriptor is the user data. It runs in a middleware thread and takes neither a lock
-nor the GIL.
+nor the GIL. Beside it, ``src/exit_timer.c`` is the last resort of a hung DDS teardown
+(:func:`exit_after`): a C thread that ends the process with a chosen code.
 
 Threading contract: every function may be called from any thread; after notify_on_*() with
 ``fd=None`` returns, the middleware no longer calls back, so the eventfd may be closed.
@@ -30,6 +31,7 @@ LIBRARY = Path(__file__).with_name('libpolycephaly_ros_notify.so')
 CALLBACK = 'polycephaly_ros_notify'
 
 _native: tuple[Any, int] | None = None  # (librcl, address of the native callback)
+_exit_timer: Any = None
 
 
 def _implementation() -> Any:
@@ -61,6 +63,24 @@ def load_callback() -> tuple[Any, int]:
         callback = ctypes.cast(getattr(notify, CALLBACK), ctypes.c_void_p).value
         _native = (rcl, callback)
     return _native
+
+
+def exit_after(seconds: float, code: int) -> None:
+    """End the process with exit code code in seconds unless called again (0: disarm).
+
+    The timer is a C thread that never takes the GIL: it acts while a DDS teardown holds it.
+    """
+    global _exit_timer
+    if _exit_timer is None:
+        try:
+            _exit_timer = ctypes.CDLL(str(LIBRARY)).polycephaly_ros_exit_after
+        except (OSError, AttributeError) as exc:
+            raise RosError(f'cannot load the exit timer ({exc}); is polycephaly_ros built '
+                           'with colcon?') from exc
+        _exit_timer.argtypes = (ctypes.c_double, ctypes.c_int)
+    error = _exit_timer(float(seconds), int(code))
+    if error:
+        raise RosError(f'the exit timer could not start: errno {error}')
 
 
 def _set(function_name: str, handle: Any, fd: int | None) -> None:

@@ -100,9 +100,9 @@ def test_robot_launch_includes_both():
     assert len(includes) == 2
 
 
-#: How many times the real `ros2 launch` is run and stopped (POLYCEPHALY_LAUNCH_RUNS=100 on
-#: demand; README, Launch files, has the counts).
-LAUNCH_RUNS = int(os.environ.get('POLYCEPHALY_LAUNCH_RUNS', '1'))
+#: How many times the real `ros2 launch` is run and stopped: 20 in CI (~40 s),
+#: POLYCEPHALY_LAUNCH_RUNS=100 on demand; README, Launch files, has the counts.
+LAUNCH_RUNS = int(os.environ.get('POLYCEPHALY_LAUNCH_RUNS', '20'))
 #: What launch prints when the KeyboardInterrupt its own SIGINT handler raises lands inside its
 #: event loop's bookkeeping: it then exits 1 after every process finished cleanly.
 LAUNCH_LOOP_BROKEN = 'Task was destroyed but it is pending!'
@@ -116,9 +116,10 @@ def test_ros2_launch_runs_both_applications_and_sigint_stops_everything(run, tmp
         # launch's own race, after ours all ended with 0 (1 run in ~30): try once more.
         logging.getLogger(__name__).warning('ros2 launch broke its own loop:\n%s', said)
         code, took, said = _launch_and_interrupt(tmp_path / 'again', procs)
-    # Clean in 0.3-0.5 s; a head caught in Fast DDS's teardown deadlock is ended by its alarm
-    # TEARDOWN_LIMIT after its death() (1 stop in ~8 here), still a clean exit: bound for that.
-    assert code == 0 and took < TEARDOWN_LIMIT + 3, f'exit {code} after {took:.1f} s:\n{said}'
+    # Clean in 0.3-0.5 s. A process caught in Fast DDS's teardown deadlock is ended by its
+    # timer TEARDOWN_LIMIT later with its own exit code (a head process's after its death(),
+    # the main process's in its teardown): still exit 0. Bound for both at once.
+    assert code == 0 and took < 2 * TEARDOWN_LIMIT + 3, f'exit {code} after {took:.1f} s:\n{said}'
 
 
 def _launch_and_interrupt(tmp_path: Path, procs) -> tuple[int | None, float, str]:

@@ -5,6 +5,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from harness import ask, run_ros_script, run_script, until
 from heads import Echo, ServicedEcho
 from polycephaly_ros.ros import host as rclpy_host
@@ -129,3 +131,27 @@ def test_a_teardown_step_that_hangs_holding_the_gil_ends_the_process():
                          timeout=60)
     assert out.returncode == 1 and time.monotonic() - started < 30
     assert 'Timeout (0:00:00.500000)!' in out.stderr and 'in <module>' in out.stderr
+
+
+@pytest.mark.parametrize('code', [0, 3])
+def test_the_exit_timer_ends_a_process_held_in_c_with_the_code_it_was_given(code):
+    """The main process's teardown guard: the application's exit code, not a crash's."""
+    program = ('import ctypes\n'
+               'from polycephaly_ros.ros import native\n'
+               f'native.exit_after(0.5, {code})\n'
+               'ctypes.PyDLL(None).sleep(60)  # a C call that keeps the GIL\n')
+    out = subprocess.run([sys.executable, '-P', '-c', program], capture_output=True, text=True,
+                         timeout=60)  # (-P: the installed package, with its native library)
+    assert out.returncode == code and 'did not end in time' in out.stderr
+
+
+def test_a_disarmed_exit_timer_lets_the_process_go_on():
+    program = ('import time\n'
+               'from polycephaly_ros.ros import native\n'
+               'native.exit_after(0.3, 3)\n'
+               'native.exit_after(0, 0)\n'
+               'time.sleep(1)\n'
+               'print("still here")\n')
+    out = subprocess.run([sys.executable, '-P', '-c', program], capture_output=True, text=True,
+                         timeout=60)  # (-P: the installed package, with its native library)
+    assert out.returncode == 0 and out.stdout == 'still here\n'
