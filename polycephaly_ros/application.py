@@ -452,10 +452,12 @@ class Application:
         supervisor.stop_soon(name, self.threads_timeout, start_again)
 
     def change_state(self, name: str, transition: str) -> None:
-        """Ask a managed head for a lifecycle transition (configure, activate, deactivate,
-        cleanup, shutdown); it runs in the head's thread, and status() shows the state it led
-        to. Raises UnknownHead, or StateError for an unmanaged or stopped head, an unknown
-        transition, or a call from elsewhere than the main head's thread.
+        """Ask a managed head for a lifecycle transition; status() shows the state it leads to.
+
+        transition is configure, activate, deactivate, cleanup or shutdown; it runs in the
+        head's thread, after this returns (ros/lifecycle.py). Raises UnknownHead, or
+        StateError for an unmanaged or stopped head, an unknown transition, or a call from
+        elsewhere than the main head's thread.
         """
         self._control().change_state(name, transition)
 

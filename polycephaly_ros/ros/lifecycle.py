@@ -155,8 +155,7 @@ class Managed:
             if result == TransitionCallbackReturn.SUCCESS:
                 self._report(name, TRANSITIONS[name])
             else:
-                _log.warning('head %r: %s from %s did not succeed', self.head.name, name,
-                             self.node._state_machine.current_state[1])
+                _log.warning('head %r: %s did not succeed', self.head.name, name)
         if self.error is not None:
             self.head.die()
 
