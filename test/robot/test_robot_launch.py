@@ -108,13 +108,23 @@ LAUNCH_RUNS = int(os.environ.get('POLYCEPHALY_LAUNCH_RUNS', '20'))
 LAUNCH_LOOP_BROKEN = 'Task was destroyed but it is pending!'
 
 
+def launch_failed_alone(code: int | None, said: str) -> bool:
+    """Tell whether launch itself failed after both applications ended with exit 0.
+
+    Both are launch's own: its loop broken by its KeyboardInterrupt (exit 1), or its shutdown
+    stuck after the processes ended (no exit; like ros2/launch#473). 1 run in ~80 each here.
+    """
+    ours_clean = said.count('process has finished cleanly') == 2
+    return ours_clean and (code is None or (code == 1 and LAUNCH_LOOP_BROKEN in said))
+
+
 @pytest.mark.parametrize('run', range(LAUNCH_RUNS))
 def test_ros2_launch_runs_both_applications_and_sigint_stops_everything(run, tmp_path, procs):
     """The real `ros2 launch polycephaly_ros robot.launch.py`, stopped as Ctrl-C would."""
     code, took, said = _launch_and_interrupt(tmp_path / 'first', procs)
-    if code == 1 and LAUNCH_LOOP_BROKEN in said and said.count('finished cleanly') == 2:
-        # launch's own race, after ours all ended with 0 (1 run in ~30): try once more.
-        logging.getLogger(__name__).warning('ros2 launch broke its own loop:\n%s', said)
+    if launch_failed_alone(code, said):
+        # Ours both ended with 0; launch did not (see above): try once more.
+        logging.getLogger(__name__).warning('ros2 launch failed on its own:\n%s', said)
         code, took, said = _launch_and_interrupt(tmp_path / 'again', procs)
     # Clean in 0.3-0.5 s. A process caught in Fast DDS's teardown deadlock is ended by its
     # timer TEARDOWN_LIMIT later with its own exit code (a head process's after its death(),
@@ -155,6 +165,8 @@ def _launch_and_interrupt(tmp_path: Path, procs) -> tuple[int | None, float, str
         code = launch.wait(30)
     except subprocess.TimeoutExpired:
         code = None
+        os.killpg(launch.popen.pid, signal.SIGKILL)  # (what is left of it: nothing of ours)
+        launch.wait(30)
     took = time.monotonic() - signalled
     return code, took, '\n'.join(launch.seen[-10:] + launch.rest()[-60:]) + launch.log()
 
