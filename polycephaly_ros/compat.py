@@ -20,6 +20,7 @@ import logging
 from pprint import pformat as pf
 from typing import Any, Callable
 
+from .errors import NoReply
 from .logs import LOG_FORMAT
 
 __all__ = ['Logger', 'pf', 'install']
@@ -69,8 +70,6 @@ def _renaming(method: Callable[..., Any], names: dict[str, str]) -> Callable[...
 
 def wait_for_reply_or_empty(self: Any, message: dict, timeout: float = 10.0) -> dict:
     """Return the reply to message, or {} when none came in time (the seed's waitForReply)."""
-    from .errors import NoReply
-
     try:
         return self.wait_for_reply(message, timeout)
     except NoReply:

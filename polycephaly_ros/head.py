@@ -302,16 +302,23 @@ class Process:
         self.birth()
         if after_birth is not None:
             after_birth()
-        inbox = self._inbox
         while not self._stopping:
-            started = time.monotonic()
-            self.life()
-            while not self._stopping:
-                remaining = started + self._period - time.monotonic()
-                if remaining <= 0:
-                    break
-                if inbox.poll(remaining):
-                    self._dispatch(self._batch)
+            self._life_round()
+
+    def _life_round(self, interrupted: Callable[[], bool] | None = None) -> None:
+        """Run life() once, then handle mail as it arrives until the period is over.
+
+        interrupted() (when given) is asked after each wake-up: true ends the round early.
+        """
+        started = time.monotonic()
+        self.life()
+        inbox = self._inbox
+        while not self._stopping and not (interrupted is not None and interrupted()):
+            remaining = started + self._period - time.monotonic()
+            if remaining <= 0:
+                break
+            if inbox.poll(remaining):
+                self._dispatch(self._batch)
 
     def _serve_while_stopping(self) -> int:
         """Handle the mail waiting now; a failing filter is logged, not fatal, at this stage."""

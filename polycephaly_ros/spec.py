@@ -47,7 +47,6 @@ class HeadSpec:
     lifecycle: str | None = None  # a managed head: the state to drive it to once ready
 
 
-
 def head_spec(ref: Any, args: tuple, kwargs: dict, *, name: str | None, mode: str,
               frequency: float | None, autostart: bool, bound_shutdown: bool, restart: str,
               max_restarts: int, restart_window: float, restart_backoff: tuple[float, float],

@@ -15,11 +15,14 @@ from ..signals import STOP_SIGNALS
 from . import config as cfg
 
 LOG_LEVELS = ('DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL')
+#: Python's level names that rcutils spells otherwise.
+ROS_LEVELS = {'WARNING': 'WARN', 'CRITICAL': 'FATAL'}
 
 
 def log_level(text: str) -> str:
     """Return text as a log level name (any case; WARN and FATAL as ROS spells them)."""
-    name = {'WARN': 'WARNING', 'FATAL': 'CRITICAL'}.get(text.upper(), text.upper())
+    ours = {ros: python for python, ros in ROS_LEVELS.items()}
+    name = ours.get(text.upper(), text.upper())
     if name not in LOG_LEVELS:
         raise argparse.ArgumentTypeError(
             f'invalid log level {text!r} (choose from {", ".join(LOG_LEVELS)})')
@@ -104,9 +107,10 @@ def setup_logging(level: str, config: dict | None = None, section: str = '',
                   ros: Sequence[str] = ()) -> list[str] | None:
     """Set the log level; return the application's ros_args when its heads log through rclpy.
 
-    With ROS (the config section's application.ros; no config: without), records go through rclpy (ros/log.py): level is rcutils's default level, and a
-    ``--log-level`` among the ROS arguments (e.g. ``robot.service:=debug``) comes after it.
-    Without ROS, Python's logging writes them on stderr.
+    With ROS (the config section's application.ros; no config: without), records go through
+    rclpy (ros/log.py): level is rcutils's default level, and a ``--log-level`` among the ROS
+    arguments (e.g. ``robot.service:=debug``) comes after it. Without ROS, Python's logging
+    writes them on stderr.
     """
     use_ros = config is not None and cfg.use_ros(config[section]['application']['ros'])
     if use_ros is None:
@@ -123,10 +127,6 @@ def setup_logging(level: str, config: dict | None = None, section: str = '',
         if arg == '--log-level':
             args += [arg, next(it, '')]
     return args
-
-
-#: Python's level names that rcutils spells otherwise.
-ROS_LEVELS = {'WARNING': 'WARN', 'CRITICAL': 'FATAL'}
 
 
 def run_application(app: Any) -> int:

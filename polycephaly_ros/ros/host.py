@@ -106,7 +106,8 @@ class RclpyHost:
         self.context = Context()
         rclpy.init(args=args, context=self.context,
                    signal_handler_options=SignalHandlerOptions.NO)
-        log.follow_levels()  # (rcl has read --log-level)
+        if (handler := log.installed()) is not None:
+            handler.follow_levels()  # (rcl has read --log-level)
         _live_hosts += 1
         _started_hosts += 1
         self.executor = SingleThreadedExecutor(context=self.context)

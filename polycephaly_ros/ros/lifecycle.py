@@ -28,7 +28,6 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-import time
 import traceback
 from typing import Any, Callable
 
@@ -119,18 +118,10 @@ class Managed:
         self._report('', 'unconfigured')
         while not head.stopping:
             self._serve()
-            if not self.active:
-                if not self._pending():
-                    inbox.poll(None, ignore_queued=True)
-                continue
-            started = time.monotonic()
-            head.life()
-            while not head.stopping and self.active and not self._pending():
-                remaining = started + head._period - time.monotonic()
-                if remaining <= 0:
-                    break
-                if inbox.poll(remaining):
-                    head._dispatch(head._batch)
+            if self.active:
+                head._life_round(lambda: not self.active or self._pending())
+            elif not self._pending():
+                inbox.poll(None, ignore_queued=True)
         if self.error is not None:
             raise _StepFailed(self.error)
 
@@ -142,19 +133,15 @@ class Managed:
             request = self._asked.popleft()
             request.result = self._run(request.name)
             request.done.set()
-            if request.result == TransitionCallbackReturn.SUCCESS:
-                self._report(request.name, TRANSITIONS[request.name])
         while self._controls and self.error is None:
             name = self._controls.popleft()
             trigger = getattr(self.node, f'trigger_{name}')
             try:
-                result = trigger()
+                result = trigger()  # (runs the step here, through _run)
             except Exception as exc:  # (rclpy: no such transition from this state)
                 _log.warning('head %r: %s refused: %s', self.head.name, name, exc)
                 continue
-            if result == TransitionCallbackReturn.SUCCESS:
-                self._report(name, TRANSITIONS[name])
-            else:
+            if result != TransitionCallbackReturn.SUCCESS:
                 _log.warning('head %r: %s did not succeed', self.head.name, name)
         if self.error is not None:
             self.head.die()
@@ -176,11 +163,12 @@ class Managed:
                     head.death()
                 if name == 'shutdown':
                     head.die()
-            return TransitionCallbackReturn.SUCCESS
         except Exception:
             self.error = traceback.format_exc()
             _log.error('head %r: %s failed:\n%s', head.name, name, self.error)
             return TransitionCallbackReturn.ERROR
+        self._report(name, TRANSITIONS[name])  # (the state the transition now completes)
+        return TransitionCallbackReturn.SUCCESS
 
 
 class _StepFailed(Exception):

@@ -74,14 +74,17 @@ class RosLogHandler(logging.Handler):
         with self._lock:
             for head in [h for h, name in self._heads.items() if name == logger_name]:
                 del self._heads[head]
-            parent = logger_name
-            gone = {c for c in self._children if c[0] == parent}
+            gone = {c for c in self._children if c[0] == logger_name}
             self._children -= gone
         for parent, child in gone:
             try:
                 self._rclpy.rclpy_logging_rosout_remove_sublogger(parent, child)
             except Exception:  # (rosout already finished with its context)
                 pass
+
+    def follow_levels(self) -> None:
+        """Set Python's root level to rcutils's default level (once rcl read --log-level)."""
+        logging.getLogger().setLevel(self._rclpy.rclpy_logging_get_logger_effective_level(''))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -130,9 +133,3 @@ def uninstall() -> None:
         root.removeHandler(_installed)
     _installed = None
 
-
-def follow_levels() -> None:
-    """Set Python's root level to rcutils's default level (once a context parsed --log-level)."""
-    if _installed is not None:
-        logging.getLogger().setLevel(
-            _installed._rclpy.rclpy_logging_get_logger_effective_level(''))

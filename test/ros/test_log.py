@@ -16,7 +16,11 @@ APP = str(ROOT / 'test' / 'support' / 'log_app.py')
 def run_log_app(*ros_args: str) -> Program:
     """Start log_app.py and wait until its main head logged 'all born'."""
     program = Program('-P', APP, *ros_args)
-    program.wait_for(r'\[robot\.main\]: all born', timeout=60)
+    try:
+        program.wait_for(r'\[robot\.main\]: all born', timeout=60)
+    except BaseException:
+        program.kill()
+        raise
     return program
 
 
