@@ -106,6 +106,8 @@ LAUNCH_RUNS = int(os.environ.get('POLYCEPHALY_LAUNCH_RUNS', '20'))
 #: What launch prints when the KeyboardInterrupt its own SIGINT handler raises lands inside its
 #: event loop's bookkeeping: it then exits 1 after every process finished cleanly.
 LAUNCH_LOOP_BROKEN = 'Task was destroyed but it is pending!'
+#: Runs of `ros2 launch` one test makes while launch alone fails (each ~1 in 40-80 here).
+LAUNCH_ATTEMPTS = 4
 
 
 def launch_failed_alone(code: int | None, said: str) -> bool:
@@ -121,11 +123,13 @@ def launch_failed_alone(code: int | None, said: str) -> bool:
 @pytest.mark.parametrize('run', range(LAUNCH_RUNS))
 def test_ros2_launch_runs_both_applications_and_sigint_stops_everything(run, tmp_path, procs):
     """The real `ros2 launch polycephaly_ros robot.launch.py`, stopped as Ctrl-C would."""
-    code, took, said = _launch_and_interrupt(tmp_path / 'first', procs)
-    if launch_failed_alone(code, said):
-        # Ours both ended with 0; launch did not (see above): try once more.
+    for attempt in range(LAUNCH_ATTEMPTS):
+        code, took, said = _launch_and_interrupt(tmp_path / str(attempt), procs)
+        if not launch_failed_alone(code, said):
+            break
+        # Ours both ended with 0; launch did not (see above): try again. (CI once met it
+        # twice in a row: a hang, then the exit-1 race.)
         logging.getLogger(__name__).warning('ros2 launch failed on its own:\n%s', said)
-        code, took, said = _launch_and_interrupt(tmp_path / 'again', procs)
     # Clean in 0.3-0.5 s. A process caught in Fast DDS's teardown deadlock is ended by its
     # timer TEARDOWN_LIMIT later with its own exit code (a head process's after its death(),
     # the main process's in its teardown): still exit 0. Bound for both at once.
