@@ -9,6 +9,7 @@ import time
 
 from polycephaly_ros import Process, message_filter
 from polycephaly_ros.ros import host as rclpy_host
+from polycephaly_ros.routes.mqtt import MqttRouteHead
 from polycephaly_ros.routes.unix_socket import UnixSocketServerHead
 
 
@@ -230,6 +231,15 @@ class BusyServer(UnixSocketServerHead):
     def life(self) -> None:
         self.kwargs['gate'].wait(30)
         self.mailman()
+
+
+class ProbedMqtt(MqttRouteHead):
+    """The MQTT route head; 'connected' (body: seconds) answers once it is connected, or not."""
+
+    @message_filter(subject='connected')
+    def wait_connected(self, message: dict) -> None:
+        connected = self.transport.connected_event.wait(message['body'])
+        self.reply(message, {'connected': connected, 'stats': dict(self.transport.stats)})
 
 
 class GatedEcho(Process):
