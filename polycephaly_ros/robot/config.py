@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import socket
 import tempfile
 from typing import Any, Iterable, Iterator
 
@@ -69,6 +70,26 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             'enabled': True,        # serve local clients on robot.socket_path
             'head': 'uds_server',   # name of the route head
             'max_frame': 1048576,   # bytes
+        },
+        'mqtt': {
+            'enabled': False,       # join an MQTT broker: remote monitoring and management
+            'head': 'mqtt',         # name of the route head
+            'host': '127.0.0.1',
+            'port': 1883,           # 8883 is usual with TLS
+            'robot_id': '',         # the robot's id on the broker ('' = the host name)
+            'prefix': 'polycephaly',
+            'protocol': 5,          # 5, or 3 for MQTT 3.1.1
+            'qos': 1,
+            'keepalive': 30,        # s
+            'session_expiry': 3600,  # s the broker keeps what arrives while the robot is away
+            'outbox': 10000,        # envelopes waiting for the broker
+            'outbox_file': '',      # '' = in memory; a path keeps them across restarts
+            'username': '',         # '' = no authentication
+            'password_file': '',    # its first line is the password
+            'ca_file': '',          # TLS when set: the broker's CA ...
+            'cert_file': '',        # ... and this client's certificate and key, if the
+            'key_file': '',         # broker asks for one
+            'status_period': 10.0,  # s between retained status and diagnostics (0 = never)
         },
         'heads': {
             'network': {
@@ -311,6 +332,11 @@ def socket_mode(config: dict) -> int:
     if not 0 <= mode <= 0o777:
         raise ConfigurationError(f'robot.socket_mode must be within 0000..0777, not {text!r}')
     return mode
+
+
+def mqtt_id(config: dict) -> str:
+    """Return the robot's id on the MQTT broker: service.mqtt.robot_id, or the host name."""
+    return config[SERVICE]['mqtt']['robot_id'] or socket.gethostname().split('.')[0]
 
 
 def parse_clock(text: str, where: str) -> int:

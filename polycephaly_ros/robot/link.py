@@ -5,7 +5,8 @@ ROS bridge (every head's inbox topic); the touchscreen reaches the service by on
 two, chosen by ``touchscreen.transport`` (``uds`` or ``ros``).
 
 The route heads are :class:`polycephaly_ros.routes.unix_socket.UnixSocketServerHead` and
-``UnixSocketClientHead``. Everything else in :mod:`polycephaly_ros.robot` only calls
+``UnixSocketClientHead``, and, with ``service.mqtt.enabled``, the service's
+:class:`polycephaly_ros.routes.mqtt.MqttRouteHead` for remote operators. Everything else in :mod:`polycephaly_ros.robot` only calls
 :func:`service_heads`, :func:`client_heads` and :func:`via_headers`.
 """
 
@@ -15,6 +16,7 @@ import os
 
 from .. import envelope as env
 from ..head import Process
+from ..routes.mqtt import MqttRouteHead
 from ..routes.unix_socket import UnixSocketClientHead, UnixSocketServerHead
 from . import config as cfg
 
@@ -26,9 +28,10 @@ def ros_bridge_ready(head: Process) -> bool:
 
 def service_heads(config: dict) -> list[tuple[type, dict]]:
     """Return the route heads of the service: (class, add_process keyword arguments)."""
+    heads = mqtt_heads(config)
     uds = config[cfg.SERVICE]['uds']
     if not uds['enabled']:
-        return []
+        return heads
     path = cfg.socket_path(config)
     _prepare_directory(path)
     kwargs = {'name': uds['head'], 'mode': 'thread', 'restart': 'on_failure',
@@ -37,7 +40,22 @@ def service_heads(config: dict) -> list[tuple[type, dict]]:
     group = config['robot']['socket_group']
     if group:
         kwargs['group'] = group
-    return [(UnixSocketServerHead, kwargs)]
+    return [(UnixSocketServerHead, kwargs), *heads]
+
+
+def mqtt_heads(config: dict) -> list[tuple[type, dict]]:
+    """Return the service's MQTT route head, if service.mqtt.enabled."""
+    mqtt = config[cfg.SERVICE]['mqtt']
+    if not mqtt['enabled']:
+        return []
+    kwargs = {'name': mqtt['head'], 'mode': 'thread', 'restart': 'on_failure',
+              'robot': cfg.mqtt_id(config), 'outbox_file': mqtt['outbox_file'] or None,
+              'username': mqtt['username'] or None, 'password_file': mqtt['password_file'] or None,
+              **{k: mqtt[k] for k in ('host', 'port', 'prefix', 'protocol', 'qos', 'keepalive',
+                                      'session_expiry', 'outbox')}}
+    if mqtt['ca_file']:
+        kwargs['tls'] = {k: mqtt[k] or None for k in ('ca_file', 'cert_file', 'key_file')}
+    return [(MqttRouteHead, kwargs)]
 
 
 def client_heads(config: dict) -> list[tuple[type, dict]]:

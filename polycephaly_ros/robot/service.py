@@ -7,7 +7,10 @@ Heads (each configured under ``service.heads`` in config/robot.yaml):
 * ``updates`` - maintenance actions in the downtime window (:mod:`.updates`);
 * ``diagnostics`` - CPU, memory, disks, temperatures on /diagnostics (:mod:`.diagnostics`);
 * ``uds_server`` - the Unix-socket route for local clients (:mod:`.link`); with ROS, every head
-  also has its ROS inbox, so ROS nodes and the touchscreen reach it by name over the graph.
+  also has its ROS inbox, so ROS nodes and the touchscreen reach it by name over the graph;
+* ``mqtt`` - with ``service.mqtt.enabled``, the MQTT route for remote operators
+  (``polycephaly-remote``): the same requests, and the status and diagnostics summary
+  published retained every ``status_period`` seconds (``out/status``, ``out/health``).
 
 Requests the main head answers, from any route (the reply's subject is ``reply``, or
 ``error`` with body ``{"error": reason}``):
@@ -50,6 +53,7 @@ from .. import envelope as env
 from ..application import Application
 from ..errors import PolycephalyError
 from ..filters import message_filter
+from ..routes.mqtt import RETAIN
 from . import cli, link
 from . import config as cfg
 from .common import RobotHead
@@ -85,6 +89,8 @@ class ServiceMain(RobotHead):
         self.requests = 0
         self.recent: dict[str, int] = {}   # 'subject from sender' -> count, logged periodically
         self.reported = time.monotonic()
+        self.mqtt = self.config[cfg.SERVICE]['mqtt']
+        self.telemetry_due = time.monotonic()
         if self.node is not None:
             cfg.declare_parameters(self.node, self.config, cfg.SERVICE)
         self.logger.info('system service up (pid %d): heads %s; socket %s; ROS %s',
@@ -96,11 +102,26 @@ class ServiceMain(RobotHead):
     def life(self) -> None:
         self.mailman()
         now = time.monotonic()
+        if self.mqtt['enabled'] and self.mqtt['status_period'] > 0 and now >= self.telemetry_due:
+            self.telemetry_due = now + self.mqtt['status_period']
+            self.publish_telemetry()
         if self.recent and now - self.reported >= REPORT_PERIOD:
             self.logger.info('answered in the last %.0f s: %s', now - self.reported,
                              ', '.join(f'{n} {k}' for k, n in sorted(self.recent.items())))
             self.recent.clear()
             self.reported = now
+
+    def publish_telemetry(self) -> None:
+        """Publish the status and the diagnostics summary, retained, on the MQTT route.
+
+        They go to ``<prefix>/<robot>/out/status`` and ``.../out/health`` (not ``diagnostics``:
+        an envelope to a name of one of our heads goes to that head, whatever its ``via``).
+        """
+        summary = self.summary()
+        via = {env.VIA: self.mqtt['head'], RETAIN: True}
+        self.tell('status', 'status', summary, **via)
+        if summary['diagnostics'] is not None:
+            self.tell('health', 'diagnostics', summary['diagnostics'], **via)
 
     def _count(self, message: dict) -> None:
         key = f'{message["subject"]} from {message.get("sender")} ({message.get("route")})'

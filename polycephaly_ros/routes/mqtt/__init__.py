@@ -13,7 +13,7 @@ The package, one concept a module:
   that owns a transport; the only module here that imports the head machinery.
 
 Delivery is at least once on the wire (QoS 1) and exactly once into the application: the
-receiver drops duplicates by message id. ``polycephaly-remote`` (:mod:`polycephaly_ros.remote`)
+receiver drops duplicates by message id. ``polycephaly-remote`` (:mod:`polycephaly_ros.robot.remote`)
 is a command-line client built on the transport alone.
 """
 

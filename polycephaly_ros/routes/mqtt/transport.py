@@ -117,7 +117,8 @@ class MqttTransport:
         self._early: set[int] = set()         # mids acknowledged before _keys knew them
         self._client: paho.Client | None = None
         self._closing = False
-        self._refusal: str | None = None
+        #: Why the broker refused the last connection (None once connected).
+        self.refusal: str | None = None
         #: Set while connected to the broker.
         self.connected_event = threading.Event()
         #: What happened so far: received, delivered, duplicates, refused, published, acked,
@@ -268,12 +269,12 @@ class MqttTransport:
     def _connected(self, client: paho.Client, userdata: Any, flags: Any,
                    reason: paho.ReasonCode, properties: Any) -> None:
         if reason.is_failure:
-            if self._refusal != str(reason):  # once per reason, not at every retry
+            if self.refusal != str(reason):  # once per reason, not at every retry
                 _log.error('MQTT %s: %s:%d refused the connection: %s', self.topics.robot,
                            self.host, self.port, reason)
-            self._refusal = str(reason)
+            self.refusal = str(reason)
             return
-        self._refusal = None
+        self.refusal = None
         self.stats['connects'] += 1
         client.subscribe(self.topics.inboxes, qos=self.qos)
         if self.presence:
