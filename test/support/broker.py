@@ -59,6 +59,7 @@ class Broker:
         lines = ['per_listener_settings false', 'persistence true',
                  f'persistence_location {self.folder}/', 'log_dest stderr',
                  'log_type error', 'log_type warning', 'max_queued_messages 100000',
+                 'set_tcp_nodelay true',  # (else small packets wait ~40 ms for Nagle)
                  f'user {pwd.getpwuid(os.getuid()).pw_name}']
         if users:
             passwords = self.folder / 'passwords'

@@ -93,6 +93,8 @@ class MqttRouteHead(RouteHead):
 
     def _on_envelope(self, envelope: dict[str, Any]) -> None:
         """Deliver an inbound envelope (paho's thread), waiting up to the bus's send timeout."""
+        # A reply echoes its request's headers: an outsider's 'retain' would make it retained.
+        envelope.pop(RETAIN, None)
         self.deliver(envelope)
 
     def transmit(self, envelope: dict[str, Any]) -> None:

@@ -143,6 +143,7 @@ class MqttTransport:
         client.reconnect_delay_set(*self.backoff)
         client.on_connect, client.on_disconnect = self._connected, self._disconnected
         client.on_message, client.on_publish = self._received, self._acknowledged
+        client.on_connect_fail = self._connect_failed
         if self.presence:
             client.will_set(self.topics.status, OFFLINE, qos=1, retain=True)
         if self.tls:
@@ -234,13 +235,17 @@ class MqttTransport:
                 properties.ResponseTopic = record.response_topic
             if record.correlation:
                 properties.CorrelationData = record.correlation
-        info = client.publish(record.topic, record.payload, qos=self.qos, retain=record.retain,
-                              properties=properties)
-        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+        try:
+            info = client.publish(record.topic, record.payload, qos=self.qos,
+                                  retain=record.retain, properties=properties)
+            refused = None if info.rc in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN) else (
+                paho.error_string(info.rc))
+        except ValueError as exc:  # (a topic paho will not publish to)
+            refused = str(exc)
+        if refused is not None:
             if key is not None:
                 self.outbox.done(key)
-            raise RecipientUnavailable(f'MQTT publish to {record.topic!r} failed: '
-                                       f'{paho.error_string(info.rc)}')
+            raise RecipientUnavailable(f'MQTT publish to {record.topic[:80]!r} failed: {refused}')
         self.stats['published'] += 1
         with self._lock:
             early = info.mid in self._early
@@ -283,6 +288,13 @@ class MqttTransport:
         _log.info('MQTT %s: connected to %s:%d (session %s)', self.topics.robot, self.host,
                   self.port, 'resumed' if flags.session_present else 'new')
 
+    def _connect_failed(self, client: paho.Client, userdata: Any) -> None:
+        if self.refusal is None:  # once until it connects (TLS, a wrong port, a broker down)
+            _log.warning('MQTT %s: cannot connect to %s:%d%s; retrying (every %g s at most)',
+                         self.topics.robot, self.host, self.port,
+                         ' over TLS' if self.tls else '', self.backoff[1])
+        self.refusal = self.refusal or 'the connection failed'
+
     def _disconnected(self, client: paho.Client, userdata: Any, flags: Any,
                       reason: paho.ReasonCode, properties: Any) -> None:
         was = self.connected_event.is_set()
@@ -303,19 +315,27 @@ class MqttTransport:
     def _receive(self, message: paho.MQTTMessage) -> None:
         self.stats['received'] += 1
         properties = message.properties
-        response = getattr(properties, 'ResponseTopic', None)
+        given = getattr(properties, 'ResponseTopic', None)
         correlation = getattr(properties, 'CorrelationData', None)
         obj: dict[str, Any] | None = None
+        response: str | None = None  # a reply topic once checked (a refused one is never used)
+        refused: EnvelopeError | None = None
+        if given is not None:
+            try:
+                response = self.topics.check_reply_topic(given)
+            except EnvelopeError as exc:
+                refused = exc  # (said once the payload gave a sender to tell)
         try:
             if len(message.payload) > self.max_payload:
                 raise EnvelopeError(f'the message is {len(message.payload)} bytes; the MQTT '
                                     f'route takes at most {self.max_payload}')
-            if response is not None:
-                response = self.topics.check_reply_topic(response)
             head = self.topics.head_of(message.topic)
             obj = codec.parse(message.payload)
-            if response is None and 'reply_to' in obj:
-                response = self.topics.check_reply_topic(obj.pop('reply_to'))
+            given = obj.pop('reply_to', None)
+            if refused is not None:
+                raise refused
+            if response is None and given is not None:
+                response = self.topics.check_reply_topic(given)
             recipient = obj.setdefault('recipient', head)
             if isinstance(recipient, str) and recipient.lower() != head:
                 raise EnvelopeError(f"header 'recipient' ({recipient[:40]!r}) is not the head "
