@@ -43,6 +43,7 @@ class Outbox:
         self.capacity = capacity
         self.path = os.fspath(path) if path is not None else None
         self._lock = threading.Lock()
+        self._emptied = threading.Condition(self._lock)
         self._count = 0
         self._next = 0  # keys of records kept in memory only
         self._db: sqlite3.Connection | None = None
@@ -87,6 +88,13 @@ class Outbox:
             self._count -= 1
             if self._db is not None:
                 self._db.execute('DELETE FROM outbox WHERE seq = ?', (key,))
+            if not self._count:
+                self._emptied.notify_all()
+
+    def wait_empty(self, timeout: float) -> bool:
+        """Wait until the broker has acknowledged every record; tell whether it did in time."""
+        with self._lock:
+            return self._emptied.wait_for(lambda: not self._count, timeout)
 
     def pending(self) -> list[tuple[int, Record]]:
         """Return the records kept on disk, oldest first (none in memory: paho has those)."""

@@ -172,6 +172,8 @@ class MqttTransport:
         client, self._closing = self._client, True
         if client is None:
             return
+        if self.connected:
+            self.outbox.wait_empty(1.0)  # what is in flight, a moment to be acknowledged
         if self.presence and self.connected:
             try:
                 client.publish(self.topics.status, OFFLINE, qos=1, retain=True).wait_for_publish(1.0)
@@ -220,6 +222,10 @@ class MqttTransport:
         record = Record(topic, payload, retain, response, correlation)
         self._hand_over(self.outbox.add(record), record)
         return envelope
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until the broker acknowledged everything sent; tell whether it did in time."""
+        return self.outbox.wait_empty(timeout)
 
     def _hand_over(self, key: int | None, record: Record) -> None:
         """Give record to paho (which sends it now, or once connected); track its ack."""

@@ -170,6 +170,21 @@ def test_the_application_starts_with_the_broker_down_and_connects_when_it_comes(
     assert reply['body']['body'] == 'hi'
 
 
+def test_what_arrives_while_the_application_is_away_is_handled_when_it_is_back(
+        broker: Broker) -> None:
+    """The persistent session: the broker keeps the robot's mail while it is not running."""
+    heads = [route(broker.port), (RouteEcho, {'name': 'echo'})]
+    run_script(lambda main: connected(main), heads)  # the broker now knows the session
+    op = Operator(broker.port)
+    try:
+        op.send(dict(PING, recipient='echo'), topic=op.topics.inbox('echo', 'r1'))
+        assert op.flush(TIMEOUT)  # the broker has it, while the application is away
+        run_script(lambda main: op.wait_for(1), heads)
+    finally:
+        op.close()
+    assert [m['body']['body'] for m in op.got] == ['hi']
+
+
 def test_presence_is_online_then_offline_when_the_application_is_sigkilled(
         broker: Broker, procs: Any) -> None:
     with PlainClient(broker.port, 'polycephaly/r2/status') as watcher:
