@@ -4,7 +4,8 @@
 free ports, persistence in that folder), starts Debian's ``/usr/sbin/mosquitto`` with it and
 can stop (SIGTERM: it saves what it holds; SIGKILL: it does not) and start it again on the
 same ports. With ``tls=True`` a second listener speaks TLS with a certificate from a CA made
-here with openssl (``broker.ca_file``); with ``users={'name': 'password'}`` anonymous
+here with openssl (``broker.ca_file``), and with ``client_certs=True`` it takes only clients
+showing a certificate of that CA (:func:`make_client_cert`); with ``users={'name': 'password'}`` anonymous
 clients are refused and those users get in (a password file made with mosquitto_passwd).
 """
 
@@ -44,10 +45,22 @@ def make_ca(folder: Path) -> tuple[Path, Path, Path]:
     return folder / 'ca.crt', folder / 'server.crt', folder / 'server.key'
 
 
+def make_client_cert(folder: Path, name: str) -> tuple[Path, Path]:
+    """Make a client certificate signed by the CA make_ca() left in folder: (cert, key)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(['openssl', *args], cwd=folder, check=True, capture_output=True,
+                       timeout=60)
+    openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+            '-keyout', f'{name}.key', '-out', f'{name}.csr', '-subj', f'/CN={name}')
+    openssl('x509', '-req', '-in', f'{name}.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key',
+            '-CAcreateserial', '-out', f'{name}.crt', '-days', '2')
+    return folder / f'{name}.crt', folder / f'{name}.key'
+
+
 class Broker:
     """One mosquitto on 127.0.0.1, configured and run from folder."""
 
-    def __init__(self, folder: Path, *, tls: bool = False,
+    def __init__(self, folder: Path, *, tls: bool = False, client_certs: bool = False,
                  users: dict[str, str] | None = None) -> None:
         if not os.access(MOSQUITTO, os.X_OK):
             raise RuntimeError('mosquitto is not installed: ./dev setup installs it')
@@ -75,6 +88,8 @@ class Broker:
             self.ca_file, cert, key = make_ca(self.folder)
             lines += [f'listener {self.tls_port} 127.0.0.1', f'cafile {self.ca_file}',
                       f'certfile {cert}', f'keyfile {key}']
+            if client_certs:
+                lines += ['require_certificate true']
         self.config = self.folder / 'mosquitto.conf'
         self.config.write_text('\n'.join(lines) + '\n')
         self.log = self.folder / 'mosquitto.log'

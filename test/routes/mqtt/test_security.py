@@ -28,7 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from broker import Broker, make_ca
+from broker import Broker, make_ca, make_client_cert
 from harness import ask, run_script
 from heads import RouteEcho
 from polycephaly_ros import Process
@@ -227,6 +227,21 @@ def test_a_client_trusting_another_ca_never_connects(secure_broker, tmp_path) ->
         assert trusting.connected_event.wait(TIMEOUT)  # the same broker takes the right CA
         assert not fooled.connected_event.wait(3.0)  # many attempts, none accepted
         assert fooled.stats['connects'] == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_broker_asking_for_client_certificates_takes_only_a_client_with_one(tmp_path) -> None:
+    with Broker(tmp_path / 'broker', tls=True, client_certs=True) as broker:
+        cert, key = make_client_cert(broker.folder, 'r1')
+        common = dict(port=broker.tls_port, presence=False, backoff=(0.05, 0.2))
+        anonymous = MqttTransport(lambda e: None, robot='anonymous',
+                                  tls={'ca_file': str(broker.ca_file)}, **common)
+        known = MqttTransport(lambda e: None, robot='known', **common, tls={
+            'ca_file': str(broker.ca_file), 'cert_file': str(cert), 'key_file': str(key)})
+        with anonymous, known:
+            assert known.connected_event.wait(TIMEOUT)
+            assert not anonymous.connected_event.wait(3.0)
+            assert anonymous.stats['connects'] == 0
 
 
 # -- passwords ---------------------------------------------------------------------------------
