@@ -14,16 +14,14 @@ client. In other processes:
   source head (told 'go', sends N envelopes ``via='mqtt'`` to ``op_sink``, which go to
   ``polycephaly/<robot>/out/op_sink``).
 
-Paho never sets TCP_NODELAY, neither does the route, nor mosquitto unless told (here it is
-told, or its own writes would stall too). Without it a QoS 1 request waits for a delayed TCP
-ACK (40 ms on Linux) wherever one side makes two small writes in a row, as Nagle holds the
-second until the first is ACKed: a plain client's PUBACK for a reply, then its next request;
-and, in the route only, the PUBACK paho writes once the envelope is delivered, then the reply
-the head publishes (a raw service publishes its reply inside on_message, before paho's PUBACK,
-so its reply goes at once). Both are measured: "as they are" / "paho defaults", and
-"TCP_NODELAY" on every client socket (the raw clients' through paho's on_socket_open, the
-route's by a subclass here that reaches into its transport: the change the transport itself
-would make). Round trips are compared like with like; throughput against raw TCP_NODELAY.
+Paho never sets TCP_NODELAY, nor does mosquitto unless told (here it is told, or its own writes
+would stall too); the route's transport sets it on every connection. Without it a QoS 1
+request waits for a delayed TCP ACK (40 ms on Linux) wherever one side makes two small writes
+in a row, as Nagle holds the second until the first is ACKed: a plain client's PUBACK for a
+reply, then its next request; and, in the route, the PUBACK paho writes once the envelope is
+delivered, then the reply the head publishes (a raw service publishes its reply inside
+on_message, before paho's PUBACK). So raw paho is measured twice, with paho's defaults and
+with TCP_NODELAY (through paho's on_socket_open), and the route is compared with the latter.
 
 Measured from this process, each path by the same kind of client:
 
@@ -179,20 +177,12 @@ class Source(polycephaly_ros.Process):
             self.send('op_sink', 'x', BODY, via='mqtt', args=ARGS, kwargs=KWARGS)
 
 
-class NoDelayRouteHead(MqttRouteHead):
-    """The route head with TCP_NODELAY on its broker socket (what its transport would do)."""
-
-    def open_transport(self) -> None:
-        super().open_transport()
-        nodelay(self.transport._client)
-
-
-def route_app(port: int, robot: str, mode: str, no_delay: bool, count: int) -> None:
+def route_app(port: int, robot: str, mode: str, count: int) -> None:
     app = polycephaly_ros.Application(ros=False, threads_timeout=10)
     app.add_process(Echo, name='echo')
     app.add_process(Count, name='count', n=count)
     app.add_process(Source, name='source')
-    app.add_process(NoDelayRouteHead if no_delay else MqttRouteHead, name='mqtt', mode=mode,
+    app.add_process(MqttRouteHead, name='mqtt', mode=mode,
                     robot=robot, port=port, outbox=min(60_000, max(10_000, 2 * count)))
     sys.exit(app.run())  # (the route head is added last: the others run once it answers)
 
@@ -253,9 +243,7 @@ class Bench:
                 lambda env, put=self.op_replies[no_delay].put: put(env['threadid']),
                 robot=f'op{int(no_delay)}', port=self.port, client_id=f'bench-op-{int(no_delay)}',
                 presence=False, persistent=False)
-            op.start()
-            if no_delay:
-                nodelay(op._client)
+            op.start()  # (MqttTransport sets TCP_NODELAY itself)
         for op in self.op.values():
             if not op.connected_event.wait(TIMEOUT):
                 raise RuntimeError('the MqttTransport client did not connect')
@@ -363,33 +351,25 @@ class Bench:
 
 # -- the run ------------------------------------------------------------------------------------
 RAW_DEFAULT, RAW_NODELAY = 'bench/raw-default/', 'bench/raw-nodelay/'
-APPS = {  # robot: (route head mode, TCP_NODELAY)
-    'bench-asis': ('thread', False),
-    'bench-thread': ('thread', True),
-    'bench-process': ('process', True),
-}
+APPS = {'bench-thread': 'thread', 'bench-process': 'process'}  # robot: route head mode
 ROUND_TRIPS = {  # name: (client, TCP_NODELAY, target, baseline)
     'raw paho, paho defaults': ('plain', False, RAW_DEFAULT, None),
-    'route (thread) + MqttTransport client, as they are': (
-        'op', False, 'bench-asis', 'raw paho, paho defaults'),
     'raw paho, TCP_NODELAY': ('plain', True, RAW_NODELAY, None),
-    'route (thread) + MqttTransport client, TCP_NODELAY': (
+    'route (thread) + MqttTransport client': (
         'op', True, 'bench-thread', 'raw paho, TCP_NODELAY'),
-    'route (process) + MqttTransport client, TCP_NODELAY': (
+    'route (process) + MqttTransport client': (
         'op', True, 'bench-process', 'raw paho, TCP_NODELAY'),
     'route (thread) + plain paho client, TCP_NODELAY': (
         'plain', True, 'bench-thread', 'raw paho, TCP_NODELAY'),
 }
 INBOUND = {  # name: (client, target); the baseline is the first
     'raw paho -> raw paho': ('plain', RAW_NODELAY),
-    'plain paho -> route (thread) as it is': ('plain', 'bench-asis'),
     'plain paho -> route (thread)': ('plain', 'bench-thread'),
     'plain paho -> route (process)': ('plain', 'bench-process'),
     'MqttTransport -> route (thread)': ('op', 'bench-thread'),
 }
 OUTBOUND = {  # name: source; the baseline is the first
     'raw paho -> raw paho': RAW_NODELAY,
-    'route (thread) as it is -> plain paho': 'bench-asis',
     'route (thread) -> plain paho': 'bench-thread',
     'route (process) -> plain paho': 'bench-process',
 }
@@ -461,9 +441,8 @@ def main() -> int:
             raws.append(ctx.Process(target=raw_service, daemon=True,
                                     args=(broker.port, prefix, no_delay, count, ready[-1])))
             raws[-1].start()
-        for robot, (mode, no_delay) in APPS.items():
-            apps[robot] = ctx.Process(target=route_app,
-                                      args=(broker.port, robot, mode, no_delay, count))
+        for robot, mode in APPS.items():
+            apps[robot] = ctx.Process(target=route_app, args=(broker.port, robot, mode, count))
             apps[robot].start()
         if not all(event.wait(TIMEOUT) for event in ready):
             raise RuntimeError('a raw service did not come up')

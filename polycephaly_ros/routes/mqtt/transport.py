@@ -39,13 +39,14 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import socket
 import threading
 import time
 from typing import Any, Callable, Mapping
 
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.properties import Properties, VariableByteIntegers
 
 from ... import codec
 from ...envelope import new_id
@@ -71,6 +72,44 @@ class _Recent(collections.OrderedDict):
         self.move_to_end(key)
         if len(self) > self.size:
             self.popitem(last=False)
+
+
+def _no_delay(client: paho.Client, userdata: Any, sock: Any) -> None:
+    """Set TCP_NODELAY on the broker connection, at every (re)connect.
+
+    paho writes a PUBACK and then, soon after, a head's reply: without it the reply waits
+    for the broker's delayed ACK (40 ms on Linux).
+    """
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _ReplyProperties(Properties):
+    """PUBLISH properties of a response topic and correlation data, packed once, directly.
+
+    paho's generic Properties costs ~50 µs a message to build and pack (name lookups in
+    per-instance tables); this writes the same bytes (MQTT 5, 2.2.2.2: identifier 8, a UTF-8
+    string; identifier 9, binary data; in that order).
+    """
+
+    def __init__(self, response_topic: str | None, correlation: bytes | None) -> None:
+        body = b''
+        if response_topic:
+            topic = response_topic.encode()
+            body += b'\x08' + len(topic).to_bytes(2, 'big') + topic
+        if correlation:
+            body += b'\x09' + len(correlation).to_bytes(2, 'big') + correlation
+        object.__setattr__(self, 'packetType', PacketTypes.PUBLISH)
+        object.__setattr__(self, '_packed', VariableByteIntegers.encode(len(body)) + body)
+        object.__setattr__(self, '_shown', f'[ResponseTopic : {response_topic}, '
+                                           f'CorrelationData : {correlation!r}]')
+
+    def pack(self) -> bytes:
+        """Return the properties as on the wire."""
+        return self._packed
+
+    def __str__(self) -> str:
+        """Show them as paho's Properties would."""
+        return self._shown
 
 
 class MqttTransport:
@@ -144,6 +183,7 @@ class MqttTransport:
         client.on_connect, client.on_disconnect = self._connected, self._disconnected
         client.on_message, client.on_publish = self._received, self._acknowledged
         client.on_connect_fail = self._connect_failed
+        client.on_socket_open = _no_delay
         if self.presence:
             client.will_set(self.topics.status, OFFLINE, qos=1, retain=True)
         if self.tls:
@@ -236,11 +276,7 @@ class MqttTransport:
             raise StateError('the MQTT transport is not running')
         properties = None
         if record.response_topic or record.correlation:
-            properties = Properties(PacketTypes.PUBLISH)
-            if record.response_topic:
-                properties.ResponseTopic = record.response_topic
-            if record.correlation:
-                properties.CorrelationData = record.correlation
+            properties = _ReplyProperties(record.response_topic, record.correlation)
         try:
             info = client.publish(record.topic, record.payload, qos=self.qos,
                                   retain=record.retain, properties=properties)
