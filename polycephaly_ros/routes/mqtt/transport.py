@@ -46,13 +46,14 @@ from typing import Any, Callable, Mapping
 
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties, VariableByteIntegers
+from paho.mqtt.properties import Properties
 
 from ... import codec
 from ...envelope import new_id
 from ...errors import EnvelopeError, PolycephalyError, RecipientUnavailable, StateError
 from ..framing import MAX_FRAME
 from .outbox import Outbox, Record
+from .properties import ReplyProperties
 from .topics import Topics
 
 _log = logging.getLogger(__name__)
@@ -81,35 +82,6 @@ def _no_delay(client: paho.Client, userdata: Any, sock: Any) -> None:
     for the broker's delayed ACK (40 ms on Linux).
     """
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-class _ReplyProperties(Properties):
-    """PUBLISH properties of a response topic and correlation data, packed once, directly.
-
-    paho's generic Properties costs ~50 µs a message to build and pack (name lookups in
-    per-instance tables); this writes the same bytes (MQTT 5, 2.2.2.2: identifier 8, a UTF-8
-    string; identifier 9, binary data; in that order).
-    """
-
-    def __init__(self, response_topic: str | None, correlation: bytes | None) -> None:
-        body = b''
-        if response_topic:
-            topic = response_topic.encode()
-            body += b'\x08' + len(topic).to_bytes(2, 'big') + topic
-        if correlation:
-            body += b'\x09' + len(correlation).to_bytes(2, 'big') + correlation
-        object.__setattr__(self, 'packetType', PacketTypes.PUBLISH)
-        object.__setattr__(self, '_packed', VariableByteIntegers.encode(len(body)) + body)
-        object.__setattr__(self, '_shown', f'[ResponseTopic : {response_topic}, '
-                                           f'CorrelationData : {correlation!r}]')
-
-    def pack(self) -> bytes:
-        """Return the properties as on the wire."""
-        return self._packed
-
-    def __str__(self) -> str:
-        """Show them as paho's Properties would."""
-        return self._shown
 
 
 class MqttTransport:
@@ -276,7 +248,7 @@ class MqttTransport:
             raise StateError('the MQTT transport is not running')
         properties = None
         if record.response_topic or record.correlation:
-            properties = _ReplyProperties(record.response_topic, record.correlation)
+            properties = ReplyProperties(record.response_topic, record.correlation)
         try:
             info = client.publish(record.topic, record.payload, qos=self.qos,
                                   retain=record.retain, properties=properties)

@@ -1,4 +1,4 @@
-"""The MQTT transport's own parts that need no broker (the rest: test_head.py, test_security.py)."""
+"""The reply properties the transport packs itself: the bytes paho would write."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from polycephaly_ros.routes.mqtt.transport import _ReplyProperties
+from polycephaly_ros.routes.mqtt.properties import ReplyProperties
 
 pytestmark = pytest.mark.fast
 
@@ -20,4 +20,4 @@ def test_reply_properties_are_packed_as_paho_packs_them(topic, correlation) -> N
         theirs.ResponseTopic = topic
     if correlation:
         theirs.CorrelationData = correlation
-    assert _ReplyProperties(topic, correlation).pack() == theirs.pack()
+    assert ReplyProperties(topic, correlation).pack() == theirs.pack()
