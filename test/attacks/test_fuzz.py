@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from harness import Harness, until
+from harness import Running
 from heads import RouteEcho
 from plain_ros import plain_node
 from polycephaly_ros import EnvelopeError, codec
@@ -78,36 +78,11 @@ def frames(draw: Any) -> bytes:
         return str(envelope).encode()
 
 
-class Running:
-    """An application running in a thread for the duration of a test module."""
-
-    def __init__(self, heads: list, **options: Any) -> None:
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-        self.app = Harness(self._script, heads, ppill=PILL, **options)
-        self.app.handle_signals = False
-        self.thread = threading.Thread(target=self.app.run, daemon=True)
-        self.thread.start()
-        assert self.ready.wait(30), 'the application did not start'
-
-    def _script(self, main: Any) -> list[dict]:
-        self.main = main
-        self.ready.set()
-        until(main, self.stop.is_set, timeout=3600)
-        return main.application.status()
-
-    def close(self) -> list[dict]:
-        self.stop.set()
-        self.thread.join(60)
-        assert not self.thread.is_alive()
-        return self.app.outcome
-
-
 @pytest.fixture(scope='module')
 def socket_app(tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp('fuzz') / 's'
     running = Running([(UnixSocketServerHead, {'name': 'uds_server', 'path': str(path)}),
-                       (RouteEcho, {'name': 'echo'})])
+                       (RouteEcho, {'name': 'echo'})], ppill=PILL)
     client = RawClient(path)
     yield running, client
     client.close()
@@ -287,7 +262,7 @@ class Fuzzer:
 
 @pytest.fixture(scope='module')
 def ros_app():
-    running = Running([(RouteEcho, {'name': 'echo'})], ros=True)
+    running = Running([(RouteEcho, {'name': 'echo'})], ppill=PILL, ros=True)
     try:
         with plain_node(FUZZER) as (node, executor):
             fuzzer = Fuzzer(node, executor)

@@ -33,7 +33,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from broker import Broker
-from harness import Harness, until
+from harness import Running
 from polycephaly_ros import Process
 from polycephaly_ros.routes.mqtt import MqttRouteHead, MqttTransport
 
@@ -150,35 +150,14 @@ class AnswersAll(Process):
         self.reply(message, {'subject': message['subject'], 'body': message['body']})
 
 
-class Running:
-    """The application, run in a thread until close()."""
-
-    def __init__(self, broker: Broker) -> None:
-        self.stop, self.ready = threading.Event(), threading.Event()
-        handed: queue.Queue[MqttTransport] = queue.Queue()
-        heads = [(HandsOver, {'name': 'mqtt', 'robot': ROBOT, 'port': broker.port,
-                              'max_payload': MAX_PAYLOAD, 'handed': handed}),
-                 (AnswersAll, {'name': 'echo'})]
-        self.app = Harness(self._script, heads, ppill=PILL, ros=False)
-        self.app.handle_signals = False
-        self.thread = threading.Thread(target=self.app.run, daemon=True)
-        self.thread.start()
-        self.transport = handed.get(timeout=30)
-        assert self.ready.wait(30), 'the application did not start'
-
-    def _script(self, main: Process) -> list[dict]:
-        self.ready.set()
-        until(main, self.stop.is_set, timeout=3600)
-        return main.application.status()
-
-    def close(self) -> list[dict]:
-        """Stop the application; return the heads' status just before it stopped."""
-        self.stop.set()
-        self.thread.join(60)
-        assert not self.thread.is_alive()
-        if self.app.failure is not None:
-            raise self.app.failure
-        return self.app.outcome
+def running(broker: Broker) -> tuple[Running, MqttTransport]:
+    """The application, run in a thread until close(), and its route's transport."""
+    handed: queue.Queue[MqttTransport] = queue.Queue()
+    heads = [(HandsOver, {'name': 'mqtt', 'robot': ROBOT, 'port': broker.port,
+                          'max_payload': MAX_PAYLOAD, 'handed': handed}),
+             (AnswersAll, {'name': 'echo'})]
+    app = Running(heads, ppill=PILL, ros=False)
+    return app, handed.get(timeout=30)
 
 
 def no_delay(client: paho.Client, userdata: Any, sock: Any) -> None:
@@ -249,8 +228,7 @@ def _subject(payload: bytes) -> Any:
 def test_every_mqtt_payload_is_answered_once_and_the_heads_go_on(tmp_path) -> None:
     outcomes: collections.Counter[str] = collections.Counter()
     with Broker(tmp_path / 'broker') as broker:
-        running = Running(broker)
-        transport = running.transport
+        app, transport = running(broker)
         assert transport.connected_event.wait(TIMEOUT)
         fuzzer = Fuzzer(broker.port)
         try:
@@ -292,7 +270,7 @@ def test_every_mqtt_payload_is_answered_once_and_the_heads_go_on(tmp_path) -> No
             assert fuzzer.take(uuid.uuid4().bytes) == [] and not fuzzer.by_correlation
         finally:
             fuzzer.close()
-            final = running.close()
+            final = app.close()
     print(f'\nMQTT fuzz outcomes: {dict(outcomes)}')
     assert [(h['name'], h['state'], h['exits'], h['errors']) for h in final] == [
         ('mqtt', 'running', 0, 0), ('echo', 'running', 0, 0)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable
 
@@ -72,3 +73,35 @@ def until(head: Process, condition: Callable[[], Any], timeout: float = 10.0) ->
 def ask(head: Process, to: str, subject: str, body: Any = None, timeout: float = 10.0) -> Any:
     """Send to a head and return the body of its reply."""
     return head.wait_for_reply(head.send(to, subject, body), timeout)['body']
+
+
+class Running:
+    """An application of heads whose main head idles in a thread until close().
+
+    For tests that talk to it from outside meanwhile (the fuzz suites); ``main`` is its main
+    head once it runs.
+    """
+
+    def __init__(self, heads: list, **options: Any) -> None:
+        self.stop, self.ready = threading.Event(), threading.Event()
+        self.main: Process | None = None
+        self.app = Harness(self._script, heads, **options)
+        self.app.handle_signals = False
+        self.thread = threading.Thread(target=self.app.run, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(30), 'the application did not start'
+
+    def _script(self, main: Process) -> list[dict]:
+        self.main = main
+        self.ready.set()
+        until(main, self.stop.is_set, timeout=3600)
+        return main.application.status()
+
+    def close(self) -> list[dict]:
+        """Stop the application; return the heads' status just before it stopped."""
+        self.stop.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive()
+        if self.app.failure is not None:
+            raise self.app.failure
+        return self.app.outcome
