@@ -91,6 +91,20 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             'key_file': '',         # broker asks for one
             'status_period': 10.0,  # s between retained status and diagnostics (0 = never)
         },
+        'console': {
+            'enabled': True,        # the mobile web console, paired by the touchscreen's QR code
+            'head': 'console',      # name of its head
+            'host': '127.0.0.1',    # the address it listens on (the robot's, for phones)
+            'port': 8765,           # 0 = any free port (the QR code says which)
+            'public_url': '',       # what the QR code points at ('' = http(s)://host:port)
+            'code_ttl': 300.0,      # s a pairing code lives (used once)
+            'code_attempts': 5,     # wrong codes a client may try per minute
+            'state_dir': '',        # paired devices (hashed tokens); '' = per user and namespace
+            'tls': 'none',          # none, self_signed (made once in state_dir) or files
+            'cert_file': '',        # tls files: certificate and key
+            'key_file': '',
+            'status_period': 1.0,   # s between live status updates to open pages
+        },
         'heads': {
             'network': {
                 'enabled': True,
@@ -165,6 +179,7 @@ _CHOICES = {
     ('require',): ('any', 'all'),
     ('transport',): ('uds', 'ros'),
     ('headless',): ('auto', 'on', 'off'),
+    ('tls',): ('none', 'self_signed', 'files'),
 }
 _NAME = re.compile(r'[a-z][a-z0-9_]*')
 _CLOCK = re.compile(r'([01]?\d|2[0-3]):([0-5]\d)')

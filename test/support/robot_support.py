@@ -45,6 +45,7 @@ def write_config(tmp_path: Path, **sections: dict) -> Path:
                   'stop_timeout': 10.0},
         'service': {
             'application': {'threads_timeout': 5.0},
+            'console': {'port': 0, 'state_dir': str(tmp_path / 'state')},
             'heads': {
                 'network': {'mode': 'thread', 'frequency': 5.0, 'probe_timeout': 0.2},
                 'updates': {'mode': 'thread', 'frequency': 5.0},
