@@ -11,6 +11,8 @@ Heads (each configured under ``service.heads`` in config/robot.yaml):
 * ``mqtt`` - with ``service.mqtt.enabled``, the MQTT route for remote operators
   (``polycephaly-remote``): the same requests, and the status and diagnostics summary
   published retained every ``status_period`` seconds (``out/status``, ``out/health``).
+* ``console`` - with ``service.console.enabled``, the mobile web console paired by a
+  one-time code from the touchscreen's QR code (:mod:`.console`, :mod:`.pairing`).
 
 Requests the main head answers, from any route (the reply's subject is ``reply``, or
 ``error`` with body ``{"error": reason}``):
@@ -32,6 +34,12 @@ subject             body                            answer
 ``restart_head``
 ``subscribe``       -                               ok; ``link_changed`` envelopes follow
 ``unsubscribe``     -                               ok
+``pair``            -                               ``{"url", "code", "expires", "ttl"}``: a new
+                                                    one-time pairing code for the QR code (not
+                                                    over MQTT: only the robot's screen gets one)
+``devices``         -                               ``{"devices": [{"id", "name", "paired",
+                                                    "last_seen"}]}``
+``revoke_device``   ``{"id": device id}``           ``{"revoked": id}``
 ==================  ==============================  =============================================
 
 Any other subject from outside is answered with an ``error`` listing these. Nothing makes the
@@ -43,6 +51,8 @@ every other request is answered.
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 import socket
 import sys
@@ -57,6 +67,7 @@ from ..routes.mqtt import RETAIN
 from . import cli, link
 from . import config as cfg
 from .common import RobotHead
+from .console import ConsoleHead
 from .diagnostics import DiagnosticsHead
 from .network import NetworkHead
 from .updates import UpdatesHead
@@ -66,7 +77,9 @@ RELAY_TIMEOUT = 3.0
 #: The requests the service answers (see the module doc).
 SUBJECTS = ('status', 'diagnostics', 'network', 'updates', 'schedule', 'unschedule',
             'robot_idle', 'heads', 'start_head', 'stop_head', 'restart_head', 'subscribe',
-            'unsubscribe')
+            'unsubscribe', 'pair', 'devices', 'revoke_device')
+#: The routes a pairing code may be given on: the robot's own (not MQTT, not remote).
+PAIRING_ROUTES = (env.INTERNAL, 'uds', 'ros')
 REPORT_PERIOD = 10.0  # s between the service's logs of what it answered
 
 
@@ -222,6 +235,28 @@ class ServiceMain(RobotHead):
             message, head = pending
             self.refuse(message, f'{head}: no reply from {head!r} within {RELAY_TIMEOUT:g} s')
 
+    @message_filter(route=None, subject='(pair|devices|revoke_device)')
+    def console_request(self, message: dict) -> None:
+        """Pass pair, devices and revoke_device on to the console head, or say why not."""
+        console = self.config[cfg.SERVICE]['console']
+        head = next((h for h in self.application.status() if h['name'] == console['head']),
+                    None)
+        if head is None:
+            self._count(message)
+            self.refuse(message, 'the mobile console is off (service.console.enabled) or '
+                                 'cannot run here (aiohttp missing)')
+        elif head['state'] != 'running':
+            self._count(message)
+            last = (head['last_error'] or '').strip().splitlines()[-1:]
+            self.refuse(message, ': '.join([f'the mobile console is {head["state"]}', *last]))
+        elif (message['subject'] == 'pair'
+              and message.get('route', env.INTERNAL) not in PAIRING_ROUTES):
+            self._count(message)
+            self.refuse(message, f'pairing codes are given only to the robot\'s own screen, '
+                                 f'not over {message.get("route")!r}')
+        else:
+            self.relay(message, console['head'], message['subject'])
+
     @message_filter(route=None, subject='heads')
     def heads(self, message: dict) -> None:
         self.respond(message, {'heads': self.application.status()})
@@ -300,6 +335,16 @@ class ServiceApplication(Application):
             frequency = s['rate'] if name == 'diagnostics' else s['frequency']
             self.add_process(klass, name=name, mode=s['mode'], frequency=frequency,
                              restart=s['restart'], settings=s, notify=self.main_name)
+        console = self.config[cfg.SERVICE]['console']
+        if console['enabled']:  # (before the routes: born before the socket takes requests)
+            if importlib.util.find_spec('aiohttp') is None:
+                logging.getLogger('polycephaly_ros.service').warning(
+                    'service.console is on but aiohttp is not installed (python3-aiohttp): '
+                    'no mobile console')
+            else:
+                self.add_process(ConsoleHead, name=console['head'], mode='thread',
+                                 frequency=2.0, restart='on_failure', settings=console,
+                                 namespace=self.namespace, service=self.main_name)
         for klass, kwargs in link.service_heads(self.config):
             self.add_process(klass, **kwargs)
 

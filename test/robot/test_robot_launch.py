@@ -152,7 +152,7 @@ def _launch_and_interrupt(tmp_path: Path, procs) -> tuple[int | None, float, str
         client.close()
     assert {h['name']: h['state'] for h in status['heads']} == {
         'network': 'running', 'updates': 'running', 'diagnostics': 'running',
-        'uds_server': 'running'}
+        'uds_server': 'running', 'console': 'running'}
     # The touchscreen, launched beside it, got the service's status over the socket.
     while True:
         _, line = launch.lines.get(timeout=30)

@@ -42,7 +42,7 @@ def test_remote_operators_monitor_and_manage_the_service_over_mqtt(tmp_path, pro
     assert body['pid'] == service.pid
     assert {h['name']: h['state'] for h in body['heads']} == {
         'network': 'running', 'updates': 'running', 'diagnostics': 'running',
-        'uds_server': 'running', 'mqtt': 'running'}
+        'uds_server': 'running', 'mqtt': 'running', 'console': 'running'}
 
     heads = remote(config, '--json', 'heads')  # for scripts: the reply envelope, one line
     reply = orjson.loads(heads.stdout)
@@ -57,6 +57,8 @@ def test_remote_operators_monitor_and_manage_the_service_over_mqtt(tmp_path, pro
 
     refused = remote(config, 'stop_head', 'head=mqtt')
     assert refused.returncode == 1 and 'came through it' in refused.stderr
+    not_here = remote(config, 'pair')  # a pairing code only for the robot's own screen
+    assert not_here.returncode == 1 and "not over 'mqtt'" in not_here.stderr
     unknown = remote(config, 'reboot_now')
     assert unknown.returncode == 1 and 'unknown subject' in unknown.stderr
 

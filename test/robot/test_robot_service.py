@@ -23,7 +23,7 @@ def test_answers_status_diagnostics_and_controls_heads_over_the_socket(tmp_path,
         assert body['pid'] == service.pid and body['ros'] is True
         assert {h['name']: h['state'] for h in body['heads']} == {
             'network': 'running', 'updates': 'running', 'diagnostics': 'running',
-            'uds_server': 'running'}
+            'uds_server': 'running', 'console': 'running'}
         assert stat.S_IMODE(os.stat(socket_of(config)).st_mode) == 0o600
 
         diagnostics = client.ask('diagnostics')['body']
