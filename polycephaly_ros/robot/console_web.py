@@ -159,7 +159,7 @@ class ConsoleServer:
     # -- plumbing ------------------------------------------------------------------------
     @web.middleware
     async def _guard(self, request: web.Request, handler: Callable) -> web.StreamResponse:
-        """Turn Refused into a JSON answer; never let an exception show its traceback."""
+        """Turn a Refused (and a body too large) into a JSON answer."""
         try:
             return await handler(request)
         except Refused as refused:
@@ -167,8 +167,6 @@ class ConsoleServer:
                                      headers=refused.headers)
         except web.HTTPRequestEntityTooLarge:
             return web.json_response({'error': f'at most {MAX_BODY} bytes'}, status=413)
-        except web.HTTPException:
-            raise
 
     async def ask(self, subject: str, body: Any, timeout: float) -> tuple[str, Any]:
         """Ask the service (through the head's thread); return (answer subject, body)."""
