@@ -6,9 +6,10 @@ and diagnostics requests, ``touchscreen_admin`` for administrative actions, see
 "subject", "body", "timeout"?}``; the carrier sends ``subject`` and ``body`` to the service
 (with the transport's ``via`` headers, :func:`.link.via_headers`), waits for the reply
 (``wait_for_reply`` with the request's ``timeout`` or the head's own) and answers the main head
-with a ``result`` envelope: ``{"tag", "subject", "ok", "reachable", "body" or "error",
-"seconds"}``. ``reachable`` is False when no reply came in time or the route bounced the request
-(the service is gone); an ``error`` reply from the service itself is reachable but not ok.
+with a ``result`` envelope: ``{"tag", "subject", "request" (the request's body), "ok",
+"reachable", "body" or "error", "seconds"}``. ``reachable`` is False when no reply came in time
+or the route bounced the request (the service is gone); an ``error`` reply from the service
+itself is reachable but not ok.
 
 Threading: a carrier waits in its own thread, one request at a time, so the main head (and the
 window it drives) never waits on the service. ``link_changed`` envelopes the service pushes to
@@ -40,7 +41,8 @@ class ClientHead(RobotHead):
         job = message['body']
         timeout = float(job.get('timeout') or self.timeout)
         started = time.monotonic()
-        result: dict[str, Any] = {'tag': job['tag'], 'subject': job['subject']}
+        result: dict[str, Any] = {'tag': job['tag'], 'subject': job['subject'],
+                                  'request': job.get('body')}
         try:
             sent = self.send(self.service, job['subject'], job.get('body'), **self.via)
             answer = self.wait_for_reply(sent, timeout)

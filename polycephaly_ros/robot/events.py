@@ -1,11 +1,14 @@
 """The touchscreen's events: what it reports on stdout, one line each, as text or JSON.
 
 With ``--json`` every event is a JSON object, ``{"event": kind, "time": epoch seconds, "text":
-readable text, ...data}``; the kinds are ``started``, ``qr``, ``reachable``, ``unreachable``,
-``status``, ``diagnostics``, ``admin``, ``link``, ``view``, ``help``, ``error`` and ``done``
-(the tests read them). Otherwise each event is its text after
-``touchscreen:``, and ``status`` and ``diagnostics`` lines are printed at most once per quiet
-period, so a terminal is not flooded by the polling.
+readable text, ...data}``; the kinds are ``started``, ``reachable``, ``unreachable``,
+``status``, ``diagnostics``, ``admin``, ``link``, ``view`` (with the view's content), ``qr`` (a
+new pairing code: ``url``, ``code``, ``expires``, ``ttl``), ``pairing`` (pairing unavailable:
+``error``), ``devices`` (the paired devices changed), ``layout`` (the window's widgets and their
+geometry, on the ``layout`` command), ``help``, ``error`` and ``done`` (the tests read them).
+Nothing else is written on stdout (logs go to stderr). Otherwise each event is its text after
+``touchscreen:`` (``help`` and ``view`` span several lines), and ``status`` and ``diagnostics``
+lines are printed at most once per quiet period, so a terminal is not flooded by the polling.
 
 Threading: :meth:`Events.emit` may be called from any thread; one lock keeps lines whole. A
 closed stdout (nobody reading any more) is ignored, so reporting never stops the touchscreen.

@@ -1,20 +1,21 @@
 """The pairing QR code: the matrix of a URI, and its drawing as text for a terminal.
 
-A mobile device pairs with the robot by scanning ``touchscreen.qr_uri``. :func:`qr_matrix`
-builds the code with the ``qrcode`` package, imported on first use so that the touchscreen
-still runs (without a code) where it is missing; the Tk window draws the matrix on a canvas
-(:mod:`.gui`) and the headless touchscreen prints :func:`qr_text`. Pure functions, safe from
-any thread.
+A mobile device pairs with the robot by scanning the URL of the service's ``pair`` answer (the
+web console's address with a one-time code, :mod:`.pair_model`). :func:`qr_matrix` builds the
+code with the ``qrcode`` package, imported on first use so that the touchscreen still runs
+(showing the code as text) where it is missing; the Tk window draws the matrix on a canvas
+(:mod:`.gui.pair`) and the headless touchscreen prints :func:`qr_text`. The quiet zone is the
+standard 4 modules, which phone cameras and zbar need. Pure functions, safe from any thread.
 """
 
 from __future__ import annotations
 
 
-def qr_matrix(uri: str) -> list[list[bool]]:
+def qr_matrix(uri: str, border: int = 4) -> list[list[bool]]:
     """Return the QR code of uri as rows of dark (True) / light modules, quiet zone included."""
     import qrcode
 
-    qr = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    qr = qrcode.QRCode(border=border, error_correction=qrcode.constants.ERROR_CORRECT_M)
     qr.add_data(uri)
     qr.make(fit=True)
     return qr.get_matrix()

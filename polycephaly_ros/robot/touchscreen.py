@@ -3,10 +3,12 @@
 Heads:
 
 * ``touchscreen`` (:class:`TouchscreenMain`) - the main head, on the main thread: holds the model
-  (the service's status, diagnostics, link and the admin results), runs the view (the Tk window
-  of :mod:`.gui`, whose event loop every life() pumps, or the view of :mod:`.headless`), asks the
-  service for its status and diagnostics periodically, sends administrative actions, and
-  reports all of it as events on stdout (:mod:`.events`);
+  (the service's status, diagnostics, link, the admin results, and the pairing code and paired
+  devices of :mod:`.pair_model`), runs the view (the Tk window of :mod:`.gui`, whose event loop
+  every life() pumps, or the view of :mod:`.headless`), asks the service for its status and
+  diagnostics periodically (and, while the pair view is shown, for a pairing code and the
+  devices), sends administrative actions, carries out commands typed on stdin
+  (:mod:`.commands`), and reports all of it as events on stdout (:mod:`.events`);
 * ``touchscreen_poll`` and ``touchscreen_admin`` - thread heads that carry the requests
   (:mod:`.client_head`): each sends one envelope to the service and waits for its reply
   (``wait_for_reply`` with ``reply_timeout`` or ``admin_timeout``), then hands the outcome back
@@ -20,8 +22,10 @@ reach it by envelope only. A request is not handed out again while the same one 
 still in flight, for at most ``admin_timeout`` + 5 s.
 
 When a status request fails (no reply in time, or the route bounced it because the service is
-gone), the view shows "service unreachable" and the reason; polling goes on, and the first
-answer after the service returns shows it reachable again.
+gone), the view shows "service unreachable" and the reason, and what the service said before as
+stale (greyed, with its age); polling goes on, and the first answer after the service returns
+shows it reachable again. With ``--count N`` exactly N status and N diagnostics exchanges are
+made and reported, then the touchscreen stops.
 
 ``python -m polycephaly_ros.robot.touchscreen`` and the ``polycephaly-touchscreen`` script run
 :func:`main` (``--help``).
@@ -41,11 +45,14 @@ from ..filters import message_filter
 from . import cli, link
 from . import config as cfg
 from .client_head import ClientHead
+from .commands import CommandsMixin
 from .common import RobotHead
 from .events import Events
-from .headless import HeadlessView
-from .qr import qr_matrix, qr_text
-from .screen_text import COMMANDS, VIEWS, diagnostics_text, status_text
+from .headless import HeadlessView, read_commands
+from .pair_model import Pairing
+from .qr import qr_text
+from .screen_text import diagnostics_text, result_text, status_text
+from .view_text import device_text
 
 if TYPE_CHECKING:  # imported when needed only: Tk is optional
     from .gui import TkView
@@ -54,7 +61,7 @@ POLL = 'touchscreen_poll'
 ADMIN = 'touchscreen_admin'
 
 
-class TouchscreenMain(RobotHead):
+class TouchscreenMain(CommandsMixin, RobotHead):
     """The GUI head: the model, the requests and the view."""
 
     def birth(self) -> None:
@@ -65,38 +72,38 @@ class TouchscreenMain(RobotHead):
         self.count = app.count
         self.reachable: bool | None = None
         self.unreachable_reason = ''
+        self.unreachable_since = 0.0
         self.status: dict | None = None
+        self.status_at = 0.0                  # epoch s of the last status answer
         self.diag: dict | None = None
+        self.diag_at = 0.0
         self.link: dict | None = None
+        self.decisions: dict[str, dict] = {}  # action -> the decision our schedule brought
+        self.pairing = Pairing()
+        self.message = {'text': '', 'error': False, 'serial': 0}  # the window's message area
         self.admin_results: list[dict] = []
         self.exchanges = {'status': 0, 'diagnostics': 0}
         self.inflight: dict[str, float] = {}
         self.due = {'status': 0.0, 'diagnostics': 0.0}
         self.subscribed = False
+        self._pairing_said = ''
         if self.node is not None:
             cfg.declare_parameters(self.node, self.config, cfg.TOUCHSCREEN)
         bridge = link.ros_bridge_ready(self)
         if s['transport'] == 'ros' and not bridge:
             self.logger.error('transport is ros but the ROS bridge is not available here: '
                               'requests to the service cannot leave this application')
-        try:
-            self.qr = qr_matrix(s['qr_uri'])
-        except Exception as exc:  # noqa: BLE001 - e.g. qrcode missing: the rest still works
-            self.qr = None
-            self.logger.error('no QR code: %s', exc)
-        self.view = self._make_view(app.headless, app.read_stdin)
+        self.view = self._make_view(app.headless)
         self.headless = isinstance(self.view, HeadlessView)
+        if app.read_stdin:
+            read_commands(self)
         self.events.emit('started', f'started ({"headless" if self.headless else "Tk window"}, '
                          f'transport {s["transport"]}, pid {os.getpid()})',
                          headless=self.headless, transport=s['transport'], ros_bridge=bridge,
                          ros=self.node is not None, pid=os.getpid())
-        text = f'pair a mobile device with {s["qr_uri"]}'
-        if self.qr and self.headless and not app.as_json:
-            text += '\n' + qr_text(self.qr)
-        self.events.emit('qr', text, uri=s['qr_uri'], modules=len(self.qr) if self.qr else 0)
         self.view.refresh()
 
-    def _make_view(self, headless: str, read_stdin: bool) -> HeadlessView | TkView:
+    def _make_view(self, headless: str) -> HeadlessView | TkView:
         """Open the Tk window, or the headless view when asked to or (auto) when it fails."""
         if headless == 'auto' and not os.environ.get('DISPLAY'):
             headless = 'on'
@@ -110,7 +117,7 @@ class TouchscreenMain(RobotHead):
                     raise ConfigurationError(f'headless is off but no window opens: {exc}') \
                         from exc
                 self.logger.warning('no window (%s): running headless', exc)
-        return HeadlessView(self, read_stdin)
+        return HeadlessView(self)
 
     # -- the loop ------------------------------------------------------------------------
     def life(self) -> None:
@@ -118,8 +125,14 @@ class TouchscreenMain(RobotHead):
         s = self.section
         for tag, period in (('status', s['status_period']),
                             ('diagnostics', s['diagnostics_period'])):
+            if self.count and self.exchanges[tag] >= self.count:
+                continue  # --count: exactly that many exchanges of each kind
             if now >= self.due[tag] and self.request(tag, tag, via=POLL):
                 self.due[tag] = now + period
+        if self.view.current == 'pair':
+            for subject in self.pairing.due(now, time.time()):
+                if self.request(subject, subject):
+                    self.pairing.asked(subject)
         self.mailman()
         self.view.pump()
         if self.view.closed:
@@ -147,6 +160,10 @@ class TouchscreenMain(RobotHead):
         """Send an administrative request; its outcome is shown when it comes."""
         self.request(f'admin:{subject}:{json.dumps(body, sort_keys=True)}', subject, body)
 
+    def say(self, text: str, error: bool = False) -> None:
+        """Put text in the window's message area."""
+        self.message = {'text': text, 'error': error, 'serial': self.message['serial'] + 1}
+
     @message_filter(subject='result')
     def on_result(self, message: dict) -> None:
         """Take a carrier's outcome into the model, report it and refresh the view."""
@@ -156,40 +173,49 @@ class TouchscreenMain(RobotHead):
         if tag == 'status':
             self._on_status(result)
         elif tag == 'diagnostics':
-            if result['ok']:
-                self.diag = result['body']
-                self.exchanges['diagnostics'] += 1
-                self.events.emit('diagnostics', f'diagnostics: {diagnostics_text(self.diag)}',
-                                 level=self.diag.get('level'), seconds=result['seconds'],
-                                 exchanges=self.exchanges['diagnostics'])
-            elif not result.get('reachable', False):
-                self._set_reachable(False, result['error'])
+            self._on_diagnostics(result)
         elif tag == 'subscribe':
             self.subscribed = result['ok']
             if result['ok'] and result['body'].get('link'):
                 self.link = result['body']['link']
+        elif tag == 'pair':
+            self._on_pair(result)
+        elif tag == 'devices':
+            self._on_devices(result)
         else:
-            self.admin_results.append(result)
-            del self.admin_results[:-20]
-            ok = result['ok']
-            what = result['subject']
-            text = (f'{what}: ok: {json.dumps(result.get("body"), default=str)[:300]}' if ok
-                    else f'{what}: failed: {result.get("error")}')
-            self.events.emit('admin', text, subject=what, ok=ok, body=result.get('body'),
-                             error=result.get('error'))
+            self._on_admin(result)
         self._check_done()
         self.view.refresh()
 
+    def _on_admin(self, result: dict) -> None:
+        """Keep, say and report the outcome of an administrative request."""
+        self.admin_results.append(result)
+        del self.admin_results[:-20]
+        ok, what, body = result['ok'], result['subject'], result.get('body')
+        if ok and what == 'schedule' and isinstance(body, dict) and body.get('decision'):
+            self.decisions[str(body.get('scheduled'))] = body['decision']
+        if what == 'revoke_device':
+            self.pairing.refresh_devices(time.monotonic())
+        text = result_text(result, self.status)
+        self.say(text, error=not ok)
+        self.events.emit('admin', text, subject=what, ok=ok, request=result.get('request'),
+                         body=body, error=result.get('error'))
+
     def _on_status(self, result: dict) -> None:
+        """Take a status answer (or failure) into the model and report it."""
+        if self.count and self.exchanges['status'] >= self.count:
+            return
         if not result['ok']:
             self._set_reachable(False, result['error'])
             return
         theirs = (result['body'] or {}).get('namespace')
-        if theirs != self.application.namespace:  # never take another robot's service for ours
+        ours = self.application.namespace
+        if theirs != ours:  # never take another robot's service for ours
             self._set_reachable(False, f'the service that answered belongs to another robot '
-                                       f'(namespace {theirs!r}, not {self.application.namespace!r})')
+                                       f'(namespace {theirs!r}, not {ours!r})')
             return
         self.status = result['body']
+        self.status_at = time.time()
         self.exchanges['status'] += 1
         self._set_reachable(True, '')
         if (self.status or {}).get('link'):
@@ -200,9 +226,54 @@ class TouchscreenMain(RobotHead):
                          service_pid=self.status.get('pid'),
                          heads={h['name']: h['state'] for h in self.status.get('heads', [])})
 
+    def _on_diagnostics(self, result: dict) -> None:
+        """Take a diagnostics answer (or failure) into the model and report it."""
+        if self.count and self.exchanges['diagnostics'] >= self.count:
+            return
+        if result['ok']:
+            self.diag = result['body']
+            self.diag_at = time.time()
+            self.exchanges['diagnostics'] += 1
+            self.events.emit('diagnostics', f'diagnostics: {diagnostics_text(self.diag)}',
+                             level=self.diag.get('level'), seconds=result['seconds'],
+                             exchanges=self.exchanges['diagnostics'])
+        elif not result.get('reachable', False):
+            self._set_reachable(False, result['error'])
+
+    def _on_pair(self, result: dict) -> None:
+        """Take a pairing code (or why there is none) and report it."""
+        if self.pairing.on_code(result, time.monotonic(), time.time()):
+            code = self.pairing.code
+            text = (f'pair a phone: open {code["url"]} (code {code["code"]}, valid '
+                    f'{code["ttl"]:.0f} s)')
+            if self.pairing.qr and self.headless and not self.application.as_json:
+                text += '\n' + qr_text(self.pairing.qr)
+            self.events.emit('qr', text, url=code['url'], code=code['code'],
+                             expires=code['expires'], ttl=code['ttl'],
+                             modules=len(self.pairing.qr) if self.pairing.qr else 0)
+            self._pairing_said = ''
+        elif self.pairing.error and self.pairing.error != self._pairing_said:
+            self._pairing_said = self.pairing.error
+            self.events.emit('pairing', f'pairing unavailable: {self.pairing.error}',
+                             available=False, error=self.pairing.error)
+
+    def _on_devices(self, result: dict) -> None:
+        """Take the paired devices and report them when they changed."""
+        if not self.pairing.on_devices(result, time.monotonic()):
+            return
+        wall = time.time()
+        devices = self.pairing.devices or []
+        self.events.emit('devices', 'paired devices: ' + ('; '.join(
+            device_text(d, wall) for d in devices) or 'none'), devices=devices)
+        for device in self.pairing.paired:
+            self.say(f'Paired: {device.get("name") or device["id"]}')
+
     def _set_reachable(self, reachable: bool, reason: str) -> None:
+        """Record whether the service answers, and report a change."""
         if reachable == self.reachable and (reachable or reason == self.unreachable_reason):
             return
+        if not reachable and self.reachable is not False:
+            self.unreachable_since = time.time()
         self.reachable = reachable
         self.unreachable_reason = reason
         if reachable:
@@ -211,6 +282,8 @@ class TouchscreenMain(RobotHead):
                              f'{self.section["transport"]})', service_pid=pid)
             self.subscribed = False
             self.request('subscribe', 'subscribe', via=POLL)
+            if self.pairing.error and self.view.current == 'pair':
+                self.pairing.renew(time.monotonic())
         else:  # (also when only the reason changed: say why now)
             self.events.emit('unreachable', f'service unreachable: {reason}', error=reason)
 
@@ -224,45 +297,11 @@ class TouchscreenMain(RobotHead):
         self.view.refresh()
 
     def _check_done(self) -> None:
+        """Stop once --count exchanges of each kind were made."""
         if self.count and min(self.exchanges.values()) >= self.count and not self.stopping:
             self.events.emit('done', f'{self.count} status and diagnostics exchanges done',
                              exchanges=dict(self.exchanges))
             self.application.shutdown(f'--count {self.count} reached')
-
-    # -- commands (stdin in headless mode) ---------------------------------------------------
-    @message_filter(subject='ui_command')
-    def on_command(self, message: dict) -> None:
-        """Carry out one command line (see COMMANDS)."""
-        words = str(message['body']).split()
-        verb, args = words[0].lower(), words[1:]
-        one = args[0] if args else None
-        if verb == 'quit':
-            self.application.shutdown('quit')
-        elif verb == 'help':
-            self.events.emit('help', 'commands: ' + '; '.join(f'{k} - {v}'
-                                                              for k, v in COMMANDS.items()))
-        elif verb == 'view' and one in VIEWS:
-            self.show(one)
-        elif verb in ('status', 'diagnostics', 'heads', 'network', 'updates'):
-            self.admin(verb)
-        elif verb in ('start', 'stop', 'restart') and one:
-            self.admin(f'{verb}_head', {'head': one})
-        elif verb in ('schedule', 'unschedule') and one:
-            self.admin(verb, {'action': one})
-        elif verb in ('idle', 'busy'):
-            self.admin('robot_idle', {'idle': verb == 'idle'})
-        else:
-            self.events.emit('error', f'unknown command {message["body"]!r} (try help)')
-
-    def show(self, name: str) -> None:
-        """Switch views; the 'view' event follows once the view is on screen."""
-        self.view.show(name)
-        if self.headless:
-            self.shown(name)
-
-    def shown(self, name: str) -> None:
-        """Report that the view name is on screen."""
-        self.events.emit('view', f'view: {name}', view=name)
 
 
 class TouchscreenApplication(Application):

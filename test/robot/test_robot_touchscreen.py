@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
+import re
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
-from robot_support import TIMEOUT, procs, socket_of, write_config  # noqa: F401 (fixture)
+from robot_support import TIMEOUT, procs, script, socket_of, write_config  # noqa: F401 (fixture)
+from screen_support import collect, need, xdotool, xvfb
 
 
 def test_status_diagnostics_and_admin_over_the_unix_socket(tmp_path, procs):
@@ -20,13 +20,11 @@ def test_status_diagnostics_and_admin_over_the_unix_socket(tmp_path, procs):
     screen = procs.touchscreen(config, stdin=True)
     _, started = screen.event('started')
     assert started['headless'] is True and started['transport'] == 'uds'
-    _, qr = screen.event('qr')
-    assert qr['uri'] == 'polycephaly://robot/pair' and qr['modules'] > 20
     _, reachable = screen.event('reachable')
     assert reachable['service_pid'] == service.pid
     _, status = screen.event('status', where=lambda e: e['exchanges'] >= 2)
-    assert status['heads'] == {'network': 'running', 'updates': 'running',
-                               'diagnostics': 'running', 'uds_server': 'running'}
+    assert set(status['heads']) >= {'network', 'updates', 'diagnostics', 'uds_server'}
+    assert set(status['heads'].values()) == {'running'}, status['heads']
     _, diagnostics = screen.event('diagnostics')
     assert diagnostics['level'] in ('OK', 'WARN', 'ERROR')
 
@@ -100,44 +98,6 @@ def test_status_and_diagnostics_over_ros(tmp_path, procs):
     assert service.stop() == 0
 
 
-def free_display() -> int:
-    for number in range(90, 190):
-        if not os.path.exists(f'/tmp/.X11-unix/X{number}') and not os.path.exists(
-                f'/tmp/.X{number}-lock'):
-            return number
-    pytest.skip('no free X display number')
-
-
-@pytest.fixture
-def xvfb(tmp_path):
-    """Start Xvfb on a free display; yield its DISPLAY; stop it."""
-    if shutil.which('Xvfb') is None:
-        pytest.skip('Xvfb is not installed (Debian package xvfb; ./dev setup installs it as root)')
-    try:
-        import tkinter  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f'tkinter is not importable in this Python: {exc}')
-    number = free_display()
-    read_fd, write_fd = os.pipe()
-    # -displayfd: Xvfb writes the display number once it accepts connections (no sleeping)
-    proc = subprocess.Popen(['Xvfb', f':{number}', '-screen', '0', '800x480x24', '-nolisten',
-                             'tcp', '-displayfd', str(write_fd)], pass_fds=(write_fd,),
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / 'xvfb.log', 'wb'))
-    os.close(write_fd)
-    with os.fdopen(read_fd) as ready:
-        assert ready.readline().strip() == str(number), (tmp_path / 'xvfb.log').read_text()
-    try:
-        yield f':{number}'
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def xdotool(display: str, *args: str) -> str:
-    return subprocess.run(['xdotool', *args], env=dict(os.environ, DISPLAY=display), check=True,
-                          capture_output=True, text=True, timeout=TIMEOUT).stdout.strip()
-
-
 def banner(path: Path) -> tuple[str, float]:
     """Return the commonest colour (#rrggbb) of the window's top rows and its share of them.
 
@@ -159,18 +119,23 @@ def black_pixels(path: Path) -> int:
     return sum(n for n, rgb in colours if rgb == (0, 0, 0))
 
 
-def test_tk_window_under_xvfb(tmp_path, procs, xvfb):
-    if shutil.which('xdotool') is None:
-        pytest.skip('xdotool is not installed (Debian package xdotool)')
+def test_tk_window_under_xvfb(tmp_path, procs):
+    need('xdotool')
+    # reply_timeout 2 s: a living service is never shown unreachable on a loaded machine
+    config = write_config(tmp_path, touchscreen={'headless': 'off', 'reply_timeout': 2.0})
+    service = procs.service(config)
+    with xvfb(tmp_path) as display:
+        tk_window(tmp_path, procs, service, config, display)
+
+
+def tk_window(tmp_path: Path, procs, service, config: Path, xvfb: str) -> None:
+    """Drive the window by its keys: views drawn, banners, the QR code of the service's URL."""
     from PIL import ImageGrab
 
     from polycephaly_ros.robot.gui import BAD_COLOUR, OK_COLOUR
     from polycephaly_ros.robot.qr import qr_matrix
 
-    # reply_timeout 2 s: a living service is never shown unreachable on a loaded machine
-    config = write_config(tmp_path, touchscreen={'headless': 'off', 'reply_timeout': 2.0})
-    service = procs.service(config)
-    screen = procs.touchscreen(config, env=dict(os.environ, DISPLAY=xvfb))
+    screen = procs.touchscreen(config, stdin=True, env=dict(os.environ, DISPLAY=xvfb))
     _, started = screen.event('started')
     assert started['headless'] is False
     screen.event('reachable')
@@ -180,18 +145,22 @@ def test_tk_window_under_xvfb(tmp_path, procs, xvfb):
     shots = {}
     for key, view in (('2', 'diagnostics'), ('4', 'pair'), ('1', 'status')):
         xdotool(xvfb, 'key', '--window', window, key)  # the window's own key bindings
-        screen.event('view', where=lambda e, v=view: e['view'] == v)
-        screen.event('status')  # a full round of the GUI loop has drawn the view since
+        if view == 'pair':  # the service's pairing URL (before or after the view is drawn)
+            qr = collect(screen, view=lambda e: e['view'] == 'pair', qr=bool)['qr']
+        else:
+            screen.event('view', where=lambda e, v=view: e['view'] == v)
+        screen.send_line('layout')  # reported once the window has drawn everything since
+        screen.event('layout')
         path = tmp_path / f'touchscreen-{view}.png'
         ImageGrab.grab(xdisplay=xvfb).save(path)
         shots[view] = path
     for view, path in shots.items():  # every view shows the service reachable: a green banner
         colour, share = banner(path)
         assert colour == OK_COLOUR and share > 0.95, f'{view}: banner {colour} ({share:.0%})'
-    # The pairing view draws the whole QR code (cells of 300 // modules pixels, pure black);
+    # The pairing view draws the whole QR code of the URL (pure black cells of at least 4 px);
     # the status view has no such black area.
-    matrix = qr_matrix('polycephaly://robot/pair')
-    code = sum(map(sum, matrix)) * (300 // len(matrix)) ** 2
+    matrix = qr_matrix(qr['url'])
+    code = sum(map(sum, matrix)) * 4 ** 2
     assert black_pixels(shots['pair']) >= code, 'the pairing view shows no (whole) QR code'
     assert black_pixels(shots['status']) < code / 2, 'the status view shows a QR code'
 
@@ -206,3 +175,95 @@ def test_tk_window_under_xvfb(tmp_path, procs, xvfb):
     colour, share = banner(path)
     assert colour == BAD_COLOUR and share > 0.95, f'unreachable: banner {colour} ({share:.0%})'
     assert screen.stop() == 0
+
+
+def test_headless_help_views_and_results_in_words(tmp_path, procs):
+    from polycephaly_ros.robot.screen_text import COMMANDS
+
+    config = write_config(tmp_path)
+    service = procs.service(config)
+    screen = procs.touchscreen(config, stdin=True)
+    screen.send_line('help')
+    _, help_ = screen.event('help')
+    lines = help_['text'].splitlines()
+    assert lines[0] == 'commands:' and len(lines) == len(COMMANDS) + 1
+    for line, name in zip(lines[1:], COMMANDS):  # one command a line, its words beside it
+        assert line.startswith(f'  {name} ') and len(line) <= 80, line
+    screen.event('status')
+    screen.event('diagnostics')
+
+    def view(name: str) -> str:
+        screen.send_line(f'view {name}')
+        return screen.event('view', where=lambda e: e['view'] == name)[1]['content']
+
+    status = view('status')
+    assert f'Service pid {service.pid} on ' in status and '  network: running (' in status
+    assert 'Health: ' in view('diagnostics')
+    admin = view('admin')
+    assert '  reboot: Reboot (kernel, UEFI or GRUB update) - not scheduled' in admin
+    assert 'Heads (start NAME, stop NAME, restart NAME):\n  network: running' in admin
+    screen.send_line('view pair')  # asks the service for a code and the devices, then shows
+    _, qr = screen.event('qr')
+    pair = screen.event('view', where=lambda e: e['view'] == 'pair')[1]['content']
+    assert re.fullmatch(r'https?://\S+\?code=[A-Z0-9]{4}-[A-Z0-9]{4}', qr['url'])
+    assert qr['url'].endswith(qr['code']) and qr['expires'] > time.time()
+    assert f'Pair a phone: open {qr["url"]}' in pair and f'the code {qr["code"]}; it ' \
+        f'expires in ' in pair and pair.endswith('Paired devices (revoke ID):\n  none'), pair
+
+    screen.send_line('schedule reboot')  # outcomes in words, never JSON
+    _, scheduled = screen.event('admin', where=lambda e: e['subject'] == 'schedule')
+    assert scheduled['text'].startswith('Reboot scheduled: ') and '{' not in scheduled['text']
+    screen.event('status')  # (its request may have left before the schedule's answer came)
+    screen.event('status')  # asked after that answer: the action shows pending
+    assert '  reboot: Reboot (kernel, UEFI or GRUB update) - scheduled; last: ' in view('admin')
+    screen.send_line('revoke nosuch')
+    _, revoked = screen.event('admin', where=lambda e: e['subject'] == 'revoke_device')
+    assert not revoked['ok'] and revoked['text'].startswith('Revoke device nosuch refused: ')
+    assert screen.stop() == 0
+    assert service.stop() == 0
+
+
+def test_headless_text_and_pairing_unavailable(tmp_path, procs):
+    """Without --json: help one command a line; a service without pairing is said so."""
+    config = write_config(tmp_path, service={'console': {'enabled': False}})
+    service = procs.service(config)
+    screen = procs.start('touchscreen', [script('polycephaly-touchscreen'), '--config',
+                                         str(config), '--headless', 'on'], stdin=True)
+    seen: list[str] = []
+    deadline = time.monotonic() + TIMEOUT
+
+    def read_until(done) -> None:
+        while not any(done(line) for line in seen):
+            _, line = screen.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, '\n'.join(seen)
+            seen.append(line)
+
+    read_until(lambda line: line.startswith('touchscreen: service reachable'))
+    for line in ('help', 'view pair'):
+        screen.send_line(line)
+    read_until(lambda line: line.startswith('  unknown: '))  # the pair view's last line
+    screen.send_line('quit')
+    seen += screen.rest()
+    text = '\n'.join(seen)
+    start = seen.index('touchscreen: commands:')
+    assert seen[start + 1].startswith('  view NAME ') and seen[start + 2].startswith('  status ')
+    assert 'touchscreen: pairing unavailable: the mobile console is off' in text, text
+    assert 'touchscreen: view: pair\npairing unavailable: ' in text, text
+    assert screen.wait() == 0
+    assert service.stop() == 0
+
+
+def test_json_stdout_is_pure_and_count_is_exact(tmp_path):
+    """polycephaly-robot --json --count 3 (what ./dev run --json --count 3 runs): stdout holds
+    JSON events only (logs go to stderr), exactly 3 status and 3 diagnostics, then done."""
+    config = write_config(tmp_path)
+    done = subprocess.run([script('polycephaly-robot'), '--config', str(config), '--json',
+                           '--count', '3', '--headless', 'on'], capture_output=True, text=True,
+                          timeout=TIMEOUT * 2, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = [json.loads(line) for line in done.stdout.splitlines()]  # each line is JSON
+    kinds = [e['event'] for e in events]
+    assert kinds.count('status') == 3 and kinds.count('diagnostics') == 3, kinds
+    assert kinds[-1] == 'done' and events[-1]['exchanges'] == {'status': 3, 'diagnostics': 3}
+    assert [e['exchanges'] for e in events if e['event'] == 'status'] == [1, 2, 3]
+    assert 'started the service' in done.stderr  # the logs are there, on stderr
