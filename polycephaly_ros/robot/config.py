@@ -160,7 +160,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         'admin_timeout': 15.0,          # s to wait for an administrative action's answer
         'status_period': 0.5,           # s between status requests
         'diagnostics_period': 2.0,      # s between diagnostics requests
-        'qr_uri': 'polycephaly://robot/pair',
         'window': {'title': 'Polycephaly robot', 'width': 800, 'height': 480,
                    'fullscreen': False},
     },

@@ -12,7 +12,7 @@ Heads (each configured under ``service.heads`` in config/robot.yaml):
   (``polycephaly-remote``): the same requests, and the status and diagnostics summary
   published retained every ``status_period`` seconds (``out/status``, ``out/health``).
 * ``console`` - with ``service.console.enabled``, the mobile web console paired by a
-  one-time code from the touchscreen's QR code (:mod:`.console`, :mod:`.pairing`).
+  one-time code from the touchscreen's QR code (:mod:`.console`).
 
 Requests the main head answers, from any route (the reply's subject is ``reply``, or
 ``error`` with body ``{"error": reason}``):

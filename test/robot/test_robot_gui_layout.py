@@ -232,7 +232,7 @@ def card_buttons(layout: dict, action: str) -> dict[str, dict]:
 
 def pair_a_phone(url: str, name: str) -> dict:
     """Pair a phone with the code in url as the web console's page does (POST /api/pair)."""
-    from polycephaly_ros.robot.console_page import CSRF_HEADER
+    from polycephaly_ros.robot.console.page import CSRF_HEADER
 
     parts = urllib.parse.urlsplit(url)
     code = urllib.parse.parse_qs(parts.query)['code'][0]

@@ -1,7 +1,7 @@
-"""The pairing store (robot/pairing.py): one-time codes, hashed tokens, files, limits, revocation.
+"""The pairing store (robot/console/pairing.py): one-time codes, hashed tokens, files, limits, revocation.
 
 A clock of the test's own stands in for time, so expiry and the one-minute window are tested
-without waiting. The console's edge checks (robot/console_actions.py) are pure and tested here
+without waiting. The console's edge checks (robot/console/actions.py) are pure and tested here
 too; the store and the console in a real service and browser: test_robot_console.py.
 """
 
@@ -15,9 +15,9 @@ import stat
 import pytest
 
 from polycephaly_ros.errors import ConfigurationError
-from polycephaly_ros.robot import console_actions
+from polycephaly_ros.robot.console import actions as console_actions
 from polycephaly_ros.robot.console import console_url
-from polycephaly_ros.robot.pairing import (ALPHABET, CodeRefused, NotPaired, PairingStore,
+from polycephaly_ros.robot.console.pairing import (ALPHABET, CodeRefused, NotPaired, PairingStore,
                                            TooManyAttempts, UnknownDevice, default_state_dir,
                                            hash_token)
 

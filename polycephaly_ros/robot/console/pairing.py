@@ -37,7 +37,7 @@ import time
 import unicodedata
 from typing import Any, Callable
 
-from ..errors import ConfigurationError
+from ...errors import ConfigurationError
 
 #: The letters of a code: no 0/O, 1/I/L look-alikes.
 ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789'

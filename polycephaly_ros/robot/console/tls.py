@@ -20,7 +20,7 @@ import socket
 import ssl
 import subprocess
 
-from ..errors import ConfigurationError
+from ...errors import ConfigurationError
 from .pairing import check_private
 
 CERT_FILE = 'console-cert.pem'

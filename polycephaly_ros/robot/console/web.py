@@ -4,11 +4,11 @@ Endpoints (every response: ``Cache-Control: no-store``, ``Referrer-Policy: no-re
 CSP that lets in nothing but the page's own nonce, no framing):
 
 ==========================  ======================================================  =========
-``GET /``, ``GET /pair``    the pages (:mod:`.console_page`); they hold no data      anyone
+``GET /``, ``GET /pair``    the pages (:mod:`.page`); they hold no data      anyone
 ``POST /api/pair``          ``{"code", "name"}``: uses the code, sets the cookie     CSRF
 ``GET /api/status``         the service's status and this phone's device             paired
 ``GET /api/events``         server-sent events: ``status`` every ``status_period``   paired
-``POST /api/action``        ``{"subject", "body"}`` (:mod:`.console_actions`)        paired+CSRF
+``POST /api/action``        ``{"subject", "body"}`` (:mod:`.actions`)        paired+CSRF
 ==========================  ======================================================  =========
 
 A paired phone holds the device token in the cookie :data:`COOKIE` (HttpOnly, SameSite=Strict,
@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from . import console_actions, console_page
+from . import actions, page
 from .pairing import CodeRefused, NotPaired, PairingStore, TooManyAttempts
 
 COOKIE = 'polycephaly_console'
@@ -198,8 +198,8 @@ class ConsoleServer:
     # -- endpoints -----------------------------------------------------------------------
     async def _page(self, request: web.Request) -> web.Response:
         nonce = request['nonce'] = secrets.token_urlsafe(16)
-        text = (console_page.pair_page(nonce) if request.path == '/pair'
-                else console_page.console_page(nonce, self.console_head))
+        text = (page.pair_page(nonce) if request.path == '/pair'
+                else page.console_page(nonce, self.console_head))
         return web.Response(text=text, content_type='text/html', charset='utf-8')
 
     async def _pair(self, request: web.Request) -> web.Response:
@@ -280,12 +280,12 @@ class ConsoleServer:
         device = self._device(request, changes=True)
         payload = await _json(request)
         try:
-            subject, body = console_actions.check_action(payload, self.console_head)
-        except console_actions.BadAction as exc:
+            subject, body = actions.check_action(payload, self.console_head)
+        except actions.BadAction as exc:
             raise Refused(400, str(exc)) from None
         _log.warning('%r (%s) asks %s %s', device['name'], device['id'], subject, body)
         answer_subject, answer = await self.ask(subject, body, ACTION_TIMEOUT)
-        text = console_actions.describe(subject, body, answer_subject, answer)
+        text = actions.describe(subject, body, answer_subject, answer)
         return web.json_response({'ok': answer_subject == 'reply', 'text': text,
                                   'reply': answer})
 
@@ -302,9 +302,9 @@ def _reason(body: Any) -> str:
 
 
 def _csrf(request: web.Request) -> None:
-    if request.headers.get(console_page.CSRF_HEADER) != '1':
+    if request.headers.get(page.CSRF_HEADER) != '1':
         raise Refused(403, f'refused: a request that changes something needs the '
-                           f'{console_page.CSRF_HEADER} header (cross-site requests are refused)')
+                           f'{page.CSRF_HEADER} header (cross-site requests are refused)')
 
 
 async def _json(request: web.Request) -> dict[str, Any]:

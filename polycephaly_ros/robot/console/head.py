@@ -2,7 +2,7 @@
 
 :class:`ConsoleHead` is a thread head of the system service (``service.console``). Its
 birth() opens the pairing store (:mod:`.pairing`, in ``state_dir``), makes the TLS context
-(:mod:`.console_tls`) and starts the HTTP server (:mod:`.console_web`) in an asyncio thread of
+(:mod:`.tls`) and starts the HTTP server (:mod:`.web`) in an asyncio thread of
 its own, bound to ``host:port`` (port 0: a free one); death() stops it.
 
 kwargs (from add_process): ``settings`` (``service.console``), ``namespace`` (for the default
@@ -37,14 +37,14 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import ConfigurationError, PolycephalyError
-from ..filters import message_filter
-from .common import RobotHead
-from .console_tls import CERT_FILE, fingerprint, own_address, server_context
+from ...errors import ConfigurationError, PolycephalyError
+from ...filters import message_filter
+from ..common import RobotHead
+from .tls import CERT_FILE, fingerprint, own_address, server_context
 from .pairing import PairingStore, UnknownDevice, default_state_dir, secure_directory
 
 if TYPE_CHECKING:
-    from .console_web import ConsoleServer
+    from .web import ConsoleServer
 
 Done = Callable[[str, Any], None]
 #: s before trying again to serve after a failure (address in use, ...): first, longest.
@@ -98,7 +98,7 @@ class ConsoleHead(RobotHead):
 
     def _open(self) -> None:
         """Open the store and start serving; on failure, say why and try again later."""
-        from .console_web import ConsoleServer  # (aiohttp: imported where it is used)
+        from .web import ConsoleServer  # (aiohttp: imported where it is used)
 
         s = self.settings
         server = None
