@@ -284,9 +284,9 @@ def test_lists_and_cards_that_do_not_fit_are_paged(tmp_path: Path) -> None:
     import tkinter as tk
     from tkinter import ttk
 
-    from polycephaly_ros.robot.gui.layout import describe
-    from polycephaly_ros.robot.gui.theme import Theme
-    from polycephaly_ros.robot.gui.widgets import ELLIPSIS, FitLabel, RowPager, TouchList
+    from polycephaly_ros.robot.touchscreen.gui.layout import describe
+    from polycephaly_ros.robot.touchscreen.gui.theme import Theme
+    from polycephaly_ros.robot.touchscreen.gui.widgets import ELLIPSIS, FitLabel, RowPager, TouchList
 
     class Row:
         def __init__(self, parent: tk.Misc) -> None:

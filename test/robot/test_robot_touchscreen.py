@@ -132,8 +132,8 @@ def tk_window(tmp_path: Path, procs, service, config: Path, xvfb: str) -> None:
     """Drive the window by its keys: views drawn, banners, the QR code of the service's URL."""
     from PIL import ImageGrab
 
-    from polycephaly_ros.robot.gui import BAD_COLOUR, OK_COLOUR
-    from polycephaly_ros.robot.qr import qr_matrix
+    from polycephaly_ros.robot.touchscreen.gui import BAD_COLOUR, OK_COLOUR
+    from polycephaly_ros.robot.touchscreen.qr import qr_matrix
 
     screen = procs.touchscreen(config, stdin=True, env=dict(os.environ, DISPLAY=xvfb))
     _, started = screen.event('started')
@@ -178,7 +178,7 @@ def tk_window(tmp_path: Path, procs, service, config: Path, xvfb: str) -> None:
 
 
 def test_headless_help_views_and_results_in_words(tmp_path, procs):
-    from polycephaly_ros.robot.screen_text import COMMANDS
+    from polycephaly_ros.robot.touchscreen.screen_text import COMMANDS
 
     config = write_config(tmp_path)
     service = procs.service(config)

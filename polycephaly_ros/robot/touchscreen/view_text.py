@@ -1,7 +1,7 @@
 """The touchscreen's views as text: what ``view NAME`` shows without a display.
 
 :func:`view_text` renders one view (status, diagnostics, admin, pair) of the main head's model as
-a few plain lines; the main head puts them in its ``view`` event (:mod:`.touchscreen`), and the
+a few plain lines; the main head puts them in its ``view`` event (:mod:`.main`), and the
 Tk window draws the same model (:mod:`.gui`). Data the service gave before it stopped answering
 is shown as such ("last known, 12 s old"), never as if live. Pure functions of the model,
 called in the main head's thread.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .pair_model import Pairing
+from .pairing import Pairing
 from .screen_text import (age_text, clock, decision_words, head_state, link_words,
                           temperature_text)
 

@@ -4,7 +4,7 @@ Heads:
 
 * ``touchscreen`` (:class:`TouchscreenMain`) - the main head, on the main thread: holds the model
   (the service's status, diagnostics, link, the admin results, and the pairing code and paired
-  devices of :mod:`.pair_model`), runs the view (the Tk window of :mod:`.gui`, whose event loop
+  devices of :mod:`.pairing`), runs the view (the Tk window of :mod:`.gui`, whose event loop
   every life() pumps, or the view of :mod:`.headless`), asks the service for its status and
   diagnostics periodically (and, while the pair view is shown, for a pairing code and the
   devices), sends administrative actions, carries out commands typed on stdin
@@ -27,8 +27,8 @@ stale (greyed, with its age); polling goes on, and the first answer after the se
 shows it reachable again. With ``--count N`` exactly N status and N diagnostics exchanges are
 made and reported, then the touchscreen stops.
 
-``python -m polycephaly_ros.robot.touchscreen`` and the ``polycephaly-touchscreen`` script run
-:func:`main` (``--help``).
+``python -m polycephaly_ros.robot.touchscreen`` (:mod:`.__main__`) and the
+``polycephaly-touchscreen`` script run :func:`main` (``--help``).
 """
 
 from __future__ import annotations
@@ -39,17 +39,17 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..application import Application
-from ..errors import ConfigurationError, PolycephalyError
-from ..filters import message_filter
-from . import cli, link
-from . import config as cfg
+from ...application import Application
+from ...errors import ConfigurationError, PolycephalyError
+from ...filters import message_filter
+from .. import cli, link
+from .. import config as cfg
 from .client_head import ClientHead
 from .commands import CommandsMixin
-from .common import RobotHead
+from ..common import RobotHead
 from .events import Events
 from .headless import HeadlessView, read_commands
-from .pair_model import Pairing
+from .pairing import Pairing
 from .qr import qr_text
 from .screen_text import diagnostics_text, result_text, status_text
 from .view_text import device_text
@@ -365,5 +365,3 @@ def cli_main() -> None:
     sys.exit(cli.run(main, None))
 
 
-if __name__ == '__main__':
-    cli_main()

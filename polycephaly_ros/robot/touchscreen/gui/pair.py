@@ -2,7 +2,7 @@
 paired devices, each with a Revoke button.
 
 The main head asks the service for a code while this page is shown and again when it expires
-(:mod:`..pair_model`); the page draws what the model holds: the QR code (white, with its
+(:mod:`..pairing`); the page draws what the model holds: the QR code (white, with its
 quiet zone, as large as the page allows), the code as text for typing it, the time it still
 lives, the URL, and "pairing unavailable: <reason>" when the service gives no code. Revoking a
 device is confirmed in the window first. Built and refreshed in the window's thread.

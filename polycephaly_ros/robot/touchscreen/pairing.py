@@ -7,7 +7,7 @@ ends ``?code=XXXX-XXXX``), ``devices`` with ``{"devices": [{"id", "name", "paire
 an ``error`` reply instead (a service without pairing answers "unknown subject"), which makes
 pairing *unavailable*, with its reason, until an answer comes.
 
-While the pair view is shown, the main head (:mod:`.touchscreen`) sends what :meth:`Pairing.due`
+While the pair view is shown, the main head (:mod:`.main`) sends what :meth:`Pairing.due`
 names and hands each outcome back (:meth:`Pairing.on_code`, :meth:`Pairing.on_devices`). A code
 is asked for when the view is shown without a valid one, when it expires, when a device paired
 since it was handed out (a code works once), and on the ``pair`` command; the devices when the

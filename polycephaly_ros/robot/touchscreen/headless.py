@@ -1,6 +1,6 @@
 """The touchscreen without a display: the headless view, which shows through the events alone.
 
-A view is what the main head (:mod:`.touchscreen`) drives: ``show(name)``, ``refresh()`` (the
+A view is what the main head (:mod:`.main`) drives: ``show(name)``, ``refresh()`` (the
 model changed), ``pump()`` (called by every ``life()``), ``close()``, a ``current`` view name and
 a ``closed`` flag that stops the application when it turns true. A view calls the head's
 ``shown(name)`` once view name is on screen; the head then reports it (the ``view`` event, with
@@ -22,7 +22,7 @@ import sys
 import threading
 from typing import Any
 
-from ..errors import PolycephalyError
+from ...errors import PolycephalyError
 
 
 def read_commands(head: Any) -> threading.Thread | None:

@@ -1,4 +1,4 @@
-"""The touchscreen's Tk window (a view of :mod:`..touchscreen`), one module per part.
+"""The touchscreen's Tk window (a view of :mod:`..main`), one module per part.
 
 :mod:`.window` holds :class:`TkView` (the window, the banner, the navigation, the message area
 and the in-window confirmations), :mod:`.status`, :mod:`.diagnostics`, :mod:`.admin` and

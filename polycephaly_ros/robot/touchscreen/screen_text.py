@@ -1,7 +1,7 @@
 """The touchscreen's words: its views, its commands and plain-language texts about the service.
 
 Constants and pure functions of the service's answers (dicts as the service sends them), used by
-the main head (:mod:`.touchscreen`: events and ``help``), the view texts (:mod:`.view_text`) and
+the main head (:mod:`.main`: events and ``help``), the view texts (:mod:`.view_text`) and
 the Tk window (:mod:`.gui`). They import none of those, so all import them without a cycle. An
 answer is never shown as JSON: :func:`result_text` says what happened in words ("Reboot
 scheduled: deferred until 02:00 (robot busy)"). Safe from any thread.

@@ -1,7 +1,7 @@
 """The pairing QR code: the matrix of a URI, and its drawing as text for a terminal.
 
 A mobile device pairs with the robot by scanning the URL of the service's ``pair`` answer (the
-web console's address with a one-time code, :mod:`.pair_model`). :func:`qr_matrix` builds the
+web console's address with a one-time code, :mod:`.pairing`). :func:`qr_matrix` builds the
 code with the ``qrcode`` package, imported on first use so that the touchscreen still runs
 (showing the code as text) where it is missing; the Tk window draws the matrix on a canvas
 (:mod:`.gui.pair`) and the headless touchscreen prints :func:`qr_text`. The quiet zone is the

@@ -13,7 +13,7 @@ It lives in the main head's thread: the head's life() calls :meth:`TkView.pump`,
 ``root.update()`` (Tk's events, then back to the head's mail). Buttons only queue requests
 (TouchscreenMain.admin), so no tap ever waits for the service. It is one of the two views the
 main head drives (the protocol is described in :mod:`..headless`); it knows the head only
-through that head's attributes, and imports nothing of :mod:`..touchscreen`.
+through that head's attributes, and imports nothing of :mod:`..main`.
 
 Keys: 1-4 switch views (status, diagnostics, admin, pair), F5 asks for everything now,
 Escape closes a confirmation or leaves the kiosk.

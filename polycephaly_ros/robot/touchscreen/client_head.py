@@ -2,7 +2,7 @@
 
 The touchscreen runs two of them as thread heads (``touchscreen_poll`` for the periodic status
 and diagnostics requests, ``touchscreen_admin`` for administrative actions, see
-:mod:`.touchscreen`). The main head hands one a ``request`` envelope with body ``{"tag",
+:mod:`.main`). The main head hands one a ``request`` envelope with body ``{"tag",
 "subject", "body", "timeout"?}``; the carrier sends ``subject`` and ``body`` to the service
 (with the transport's ``via`` headers, :func:`.link.via_headers`), waits for the reply
 (``wait_for_reply`` with the request's ``timeout`` or the head's own) and answers the main head
@@ -21,9 +21,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..errors import NoReply, PolycephalyError
-from ..filters import message_filter
-from .common import RobotHead
+from ...errors import NoReply, PolycephalyError
+from ...filters import message_filter
+from ..common import RobotHead
 
 
 class ClientHead(RobotHead):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from ..filters import message_filter
+from ...filters import message_filter
 from .screen_text import COMMANDS, VIEWS, help_text
 from .view_text import view_text
 
