@@ -49,11 +49,12 @@ import time
 from typing import Any, Callable
 
 from ... import codec
-from ...errors import (ConfigurationError, EnvelopeError, PolycephalyError, QueueFull,
+from ...errors import (ConfigurationError, PolycephalyError, QueueFull,
                        RecipientUnavailable, StateError)
 from ...loop import Loop
 from ...throttle import Throttle
 from ..framing import MAX_FRAME, READ_SIZE, LineSplitter, encode_frame
+from ..delivery import DELIVERED, WAIT, hand_on, parse_or_none
 from . import fifo_file
 
 #: Seconds between offers of a frame whose recipient's queue was full.
@@ -292,29 +293,12 @@ class FifoTransport:
         if line is None:
             self._refuse(f'frame longer than {self.max_frame} bytes', None)
             return True
-        try:
-            envelope = codec.decode(line, route=self.route, poison_pill=self._poison_pill)
-        except EnvelopeError as exc:
-            try:
-                original: dict[str, Any] | None = codec.parse(line)
-            except EnvelopeError:
-                original = None
-            self._refuse(str(exc), original)
-            return True
-        try:
-            self._on_envelope(envelope)
-        except QueueFull as exc:
-            if not final:
-                return False
-            self._refuse(f'not delivered: {exc} (for {self.hold_timeout:g} s)', envelope)
-        except PolycephalyError as exc:
-            self._refuse(f'not delivered: {exc}', envelope)
-        except Exception:
-            _log.exception('%s: on_envelope failed', self.in_path)
-            self._refuse('not delivered: internal error', envelope)
-        else:
+        outcome = hand_on(line, final=final, route=self.route, poison_pill=self._poison_pill,
+                          on_envelope=self._on_envelope, refuse=self._refuse,
+                          hold_timeout=self.hold_timeout, where=self.in_path)
+        if outcome == DELIVERED:
             self.stats['delivered'] += 1
-        return True
+        return outcome != WAIT
 
     def _hold(self, line: bytes | None) -> None:
         """Keep a frame whose recipient is full, and every later one; read no more meanwhile."""
@@ -389,8 +373,5 @@ class FifoTransport:
 
     def _handle_at_close(self, line: bytes | None) -> None:
         """Answer a frame left unread at close with an error."""
-        try:
-            original: dict[str, Any] | None = None if line is None else codec.parse(line)
-        except EnvelopeError:
-            original = None
+        original = None if line is None else parse_or_none(line)
         self._refuse('not delivered: the route is closing', original)

@@ -45,6 +45,7 @@ from ...errors import (EnvelopeError, PolycephalyError, QueueFull, RecipientUnav
                        StateError)
 from ...loop import Loop
 from ...throttle import Throttle
+from ..delivery import DELIVERED, WAIT, hand_on, parse_or_none
 from . import queues
 
 #: Seconds between offers of a message whose recipient's queue was full.
@@ -52,14 +53,6 @@ HOLD_RETRY = 0.002
 #: Messages read per wake-up at most (then the loop's other work gets its turn).
 BATCH = 64
 _log = logging.getLogger(__name__)
-
-
-def _original(data: bytes) -> dict[str, Any] | None:
-    """Return the JSON object in a refused message, for its error's headers, or None."""
-    try:
-        return codec.parse(data)
-    except EnvelopeError:
-        return None
 
 
 class MqueueTransport:
@@ -263,25 +256,12 @@ class MqueueTransport:
 
     def _handle(self, data: bytes, final: bool) -> bool:
         """Decode a message and hand it on; False if it must wait (its recipient is full)."""
-        try:
-            envelope = codec.decode(data, route=self.route, poison_pill=self._poison_pill)
-        except EnvelopeError as exc:
-            self._refuse(str(exc), _original(data))
-            return True
-        try:
-            self._on_envelope(envelope)
-        except QueueFull as exc:
-            if not final:
-                return False
-            self._refuse(f'not delivered: {exc} (for {self.hold_timeout:g} s)', envelope)
-        except PolycephalyError as exc:
-            self._refuse(f'not delivered: {exc}', envelope)
-        except Exception:
-            _log.exception('%s: on_envelope failed', self.queue)
-            self._refuse('not delivered: internal error', envelope)
-        else:
+        outcome = hand_on(data, final=final, route=self.route, poison_pill=self._poison_pill,
+                          on_envelope=self._on_envelope, refuse=self._refuse,
+                          hold_timeout=self.hold_timeout, where=self.queue)
+        if outcome == DELIVERED:
             self.stats['delivered'] += 1
-        return True
+        return outcome != WAIT
 
     def _hold(self, data: bytes) -> None:
         """Keep a message whose recipient is full; read no more until it is taken."""
@@ -340,7 +320,7 @@ class MqueueTransport:
             lost = self.stats['errors_lost']
             self.stats['left_at_close'] += len(left)
             for data in left:
-                self._refuse('not delivered: the route is closing', _original(data))
+                self._refuse('not delivered: the route is closing', parse_or_none(data))
             _log.warning('%s: %d message(s) were still unread at close: answered with errors '
                          '(%d could not be)', self.queue, len(left),
                          self.stats['errors_lost'] - lost)
