@@ -1,8 +1,8 @@
 """Start the robot's touchscreen client (console script polycephaly-touchscreen).
 
 Arguments: namespace (default ""), config (robot.yaml, default the installed one), headless
-(auto, on or off; default auto: no window without a display), transport (uds or ros; default
-"" = the config's touchscreen.transport), log_level. Everything runs without launch as
+(auto, on or off; default auto: no window without a display), transport (uds, ros, dbus, mqueue or
+serial; default "" = the config's touchscreen.transport), log_level. Everything runs without launch as
 `polycephaly-touchscreen --config FILE --headless auto`.
 """
 
@@ -46,7 +46,8 @@ def generate_launch_description() -> LaunchDescription:
                               description='robot.yaml with every setting'),
         DeclareLaunchArgument('headless', default_value='auto', choices=['auto', 'on', 'off']),
         DeclareLaunchArgument('transport', default_value='',
-                              description='uds or ros ("" = touchscreen.transport)'),
+                              description='uds, ros, dbus, mqueue or serial '
+                                          '("" = touchscreen.transport)'),
         DeclareLaunchArgument('log_level', default_value='INFO', choices=LEVELS),
         OpaqueFunction(function=needs_a_display),
         Node(package=PACKAGE, executable='polycephaly-touchscreen',

@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ours, ros = cli.split_ros_args(argv)
     p = cli.parser('The robot: system service and touchscreen, from one configuration.')
     p.add_argument('--headless', choices=('auto', 'on', 'off'), help='touchscreen.headless')
-    p.add_argument('--transport', choices=('uds', 'ros'), help='touchscreen.transport')
+    p.add_argument('--transport', choices=cfg.TRANSPORTS, help='touchscreen.transport')
     p.add_argument('--json', action='store_true', help='touchscreen events as JSON lines')
     p.add_argument('--count', type=int, default=0,
                    help='stop after N status and N diagnostics exchanges (0: never)')

@@ -30,6 +30,8 @@ from ..errors import ConfigurationError
 SERVICE = 'service'
 TOUCHSCREEN = 'touchscreen'
 SECTIONS = ('robot', SERVICE, TOUCHSCREEN)
+#: touchscreen.transport's values (fifo is none: a FIFO pair's peer is a shell script).
+TRANSPORTS = ('uds', 'ros', 'dbus', 'mqueue', 'serial')
 DAYS = ('mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')
 
 _APPLICATION = {
@@ -105,6 +107,32 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             'key_file': '',
             'status_period': 1.0,   # s between live status updates to open pages
         },
+        'routes': {                 # more routes to the service, each a route head (off)
+            'dbus': {
+                'enabled': False,   # own bus_name on the bus; its method Send carries envelopes
+                'head': 'dbus',     # name of the route head
+                'bus': 'session',   # session, system or an address (unix:path=...)
+                'bus_name': 'io.polycephaly.Robot',
+            },
+            'serial': {
+                'enabled': False,   # a peer (a microcontroller, another computer) on a line
+                'head': 'serial',   # name of the route head
+                'path': '',         # the device (required when enabled): /dev/serial/by-id/...
+                'baudrate': 115200,
+                'framing': 'json',  # json (a line each) or cobs (COBS + CRC-32: noisy lines)
+            },
+            'mqueue': {
+                'enabled': False,   # POSIX message queues (/dev/mqueue)
+                'head': 'mqueue',   # name of the route head
+                'queue': '',        # ours; '' = /polycephaly.<uid>.<namespace>.service
+                'peer_queue': '',   # where replies go; '' = the touchscreen's queue
+            },
+            'fifo': {
+                'enabled': False,   # named pipes in and out, for shell scripts (one peer)
+                'head': 'fifo',     # name of the route head
+                'directory': '',    # where in and out are made; '' = beside the socket (fifo/)
+            },
+        },
         'heads': {
             'network': {
                 'enabled': True,
@@ -153,8 +181,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     TOUCHSCREEN: {
         'application': dict(_APPLICATION, frequency=30.0),
-        'transport': 'uds',             # uds or ros: how requests reach the service
+        'transport': 'uds',             # how requests reach the service: uds, ros, dbus,
+                                        # mqueue or serial (not fifo: its peer is a shell)
         'uds_head': 'uds_client',       # name of the route head (transport uds)
+        'dbus_head': 'dbus_client',     # ... (transport dbus: calls service.routes.dbus)
+        'mqueue_head': 'mqueue',        # ... (transport mqueue)
+        'mqueue_queue': '',             # ours; '' = /polycephaly.<uid>.<namespace>.touchscreen
+        'serial_head': 'serial',        # ... (transport serial)
+        'serial_path': '',              # our end of the line to service.routes.serial.path
         'headless': 'auto',             # auto (no DISPLAY or no Tk), on, off
         'reply_timeout': 0.5,           # s to wait for each status/diagnostics answer
         'admin_timeout': 15.0,          # s to wait for an administrative action's answer
@@ -176,7 +210,8 @@ _CHOICES = {
     ('mode',): ('thread', 'process'),
     ('restart',): ('never', 'on_failure', 'always'),
     ('require',): ('any', 'all'),
-    ('transport',): ('uds', 'ros'),
+    ('transport',): TRANSPORTS,
+    ('framing',): ('json', 'cobs'),
     ('headless',): ('auto', 'on', 'off'),
     ('tls',): ('none', 'self_signed', 'files'),
 }
@@ -346,6 +381,27 @@ def socket_mode(config: dict) -> int:
     if not 0 <= mode <= 0o777:
         raise ConfigurationError(f'robot.socket_mode must be within 0000..0777, not {text!r}')
     return mode
+
+
+def mqueue_names(config: dict) -> tuple[str, str]:
+    """Return the POSIX queue names (the service's, the touchscreen's).
+
+    service.routes.mqueue.queue and touchscreen.mqueue_queue, or per user and namespace
+    ``/polycephaly.<uid>.<namespace>.service`` and ``....touchscreen`` (queues are
+    machine-wide, so two users or two robots on one machine never share one).
+    """
+    namespace = config['robot']['namespace'].strip('/').replace('/', '.') or 'root'
+    base = f'/polycephaly.{os.getuid()}.{namespace}'
+    return (config[SERVICE]['routes']['mqueue']['queue'] or f'{base}.service',
+            config[TOUCHSCREEN]['mqueue_queue'] or f'{base}.touchscreen')
+
+
+def fifo_directory(config: dict) -> str:
+    """Return service.routes.fifo.directory, or ``fifo`` beside the service's socket."""
+    directory = config[SERVICE]['routes']['fifo']['directory']
+    if directory:
+        return os.path.expanduser(directory)
+    return os.path.join(os.path.dirname(os.path.abspath(socket_path(config))), 'fifo')
 
 
 def mqtt_id(config: dict) -> str:

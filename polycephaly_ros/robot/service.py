@@ -8,6 +8,10 @@ Heads (each configured under ``service.heads`` in config/robot.yaml):
 * ``diagnostics`` - CPU, memory, disks, temperatures on /diagnostics (:mod:`.diagnostics`);
 * ``uds_server`` - the Unix-socket route for local clients (:mod:`.link`); with ROS, every head
   also has its ROS inbox, so ROS nodes and the touchscreen reach it by name over the graph;
+* ``dbus``, ``serial``, ``mqueue``, ``fifo`` - each with ``service.routes.<it>.enabled``, one
+  more route to the same requests (:mod:`.link`): D-Bus (``busctl``, ``gdbus``), a serial
+  line, POSIX message queues, and a pair of named pipes for shell scripts; the touchscreen
+  can use the first three as its transport;
 * ``mqtt`` - with ``service.mqtt.enabled``, the MQTT route for remote operators
   (``polycephaly-remote``): the same requests, and the status and diagnostics summary
   published retained every ``status_period`` seconds (``out/status``, ``out/health``).
@@ -78,8 +82,9 @@ RELAY_TIMEOUT = 3.0
 SUBJECTS = ('status', 'diagnostics', 'network', 'updates', 'schedule', 'unschedule',
             'robot_idle', 'heads', 'start_head', 'stop_head', 'restart_head', 'subscribe',
             'unsubscribe', 'pair', 'devices', 'revoke_device')
-#: The routes a pairing code may be given on: the robot's own (not MQTT, not remote).
-PAIRING_ROUTES = (env.INTERNAL, 'uds', 'ros')
+#: The routes a pairing code may be given on: the robot's own, those the touchscreen may use
+#: (not MQTT, not remote; not the named pipes, whose peer is a shell script).
+PAIRING_ROUTES = (env.INTERNAL, 'uds', 'ros', 'dbus', 'mqueue', 'serial')
 REPORT_PERIOD = 10.0  # s between the service's logs of what it answered
 
 

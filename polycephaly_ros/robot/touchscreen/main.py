@@ -13,8 +13,11 @@ Heads:
   (:mod:`.client_head`): each sends one envelope to the service and waits for its reply
   (``wait_for_reply`` with ``reply_timeout`` or ``admin_timeout``), then hands the outcome back
   to the main head. The window never waits on the service, so it never freezes;
-* ``uds_client`` - the Unix-socket route head (transport ``uds``); with transport ``ros`` the
-  envelopes travel over the ROS bridge instead (:mod:`.link`).
+* ``uds_client`` - the Unix-socket route head (transport ``uds``), or ``dbus_client``,
+  ``mqueue`` or ``serial`` (transports ``dbus``, ``mqueue``, ``serial``: the route heads that
+  reach the service's of the same kind, ``touchscreen.<transport>_head``); with transport
+  ``ros`` the envelopes travel over the ROS bridge instead (:mod:`..link`). Named pipes are
+  no transport here: the service's FIFO pair is for shell scripts.
 
 Threading: the model is read and changed only in the main head's thread (life(), its filters,
 and the window's callbacks, which Tk runs inside pump()); the carriers and the stdin reader
@@ -338,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument('--headless', choices=('auto', 'on', 'off'),
                    help='no window (default: touchscreen.headless; auto = no window without '
                         'DISPLAY or Tk)')
-    p.add_argument('--transport', choices=('uds', 'ros', ''),
+    p.add_argument('--transport', choices=(*cfg.TRANSPORTS, ''),
                    help='touchscreen.transport ("" = as configured)')
     p.add_argument('--json', action='store_true', help='print events as JSON lines')
     p.add_argument('--count', type=int, default=0,
