@@ -1,9 +1,9 @@
 """Start the robot's touchscreen client (console script polycephaly-touchscreen).
 
 Arguments: namespace (default ""), config (robot.yaml, default the installed one), headless
-(auto, on or off; default auto: no window without a display), transport (uds, ros, dbus, mqueue or
-serial; default "" = the config's touchscreen.transport), log_level. Everything runs without launch as
-`polycephaly-touchscreen --config FILE --headless auto`.
+(auto, on or off; default auto: no window without a display), transport (uds, ros, dbus,
+mqueue or serial; default "" = the config's touchscreen.transport), log_level. Everything runs
+without launch as `polycephaly-touchscreen --config FILE --headless auto`.
 """
 
 import os
