@@ -14,11 +14,23 @@ Every decision that differs from the previous one for that action is logged and 
 ``history`` of them); ``updates`` answers with the pending actions, the window, the idle state
 and the decisions. ``robot_idle`` (body ``{"idle": true}`` or a boolean) reports the robot's
 state; a report is valid for ``idle_max_age`` seconds.
+
+With logind (systemd's ``org.freedesktop.login1.Manager`` on the system bus, see
+:mod:`.logind`): while the robot reports busy the head holds an inhibitor lock
+(``Inhibit("shutdown:sleep", "polycephaly", "robot busy", "block")``, its file descriptor kept
+open) and releases it (closes the descriptor) when the robot reports idle; a reboot action
+(``reboot_actions``, by default the action named ``reboot``) is not run as a command but
+scheduled with ``ScheduleShutdown("reboot", usec)`` at now + ``reboot_delay`` - in a dry run
+only logged, like every other action. Without logind (no bus, nobody owning
+``org.freedesktop.login1``) the head says so once and behaves as without it: no lock, reboot
+actions run their command. The settings are ``heads.updates.logind`` (a map; the defaults are
+:data:`LOGIND_DEFAULTS`); ``updates`` answers with the logind state under ``logind``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import time
 from collections import deque
@@ -26,6 +38,20 @@ from collections import deque
 from ..filters import message_filter
 from .common import RobotHead
 from .config import DAYS, parse_clock
+from .logind import Logind, LogindError
+
+#: heads.updates.logind, when the settings have no such map (or lack a key of it).
+LOGIND_DEFAULTS = {
+    'enabled': True,            # use logind when it is there
+    'bus': 'system',            # system, session or a D-Bus address (tests)
+    'timeout': 5.0,             # s per call
+    'what': 'shutdown:sleep',   # the inhibitor lock held while the robot reports busy
+    'who': 'polycephaly',
+    'why': 'robot busy',
+    'mode': 'block',
+    'reboot_actions': ['reboot'],   # actions scheduled with ScheduleShutdown("reboot", ...)
+    'reboot_delay': 0.0,        # s from the decision to the scheduled reboot
+}
 
 
 def in_window(window: dict, when: dt.datetime) -> bool:
@@ -88,7 +114,14 @@ class UpdatesHead(RobotHead):
                          'requires idle' if s['require_idle'] else 'idle not required',
                          ', '.join(self.actions) or 'none')
         self.window_open = in_window(s['window'], dt.datetime.now())
+        self._start_logind()
         self.tell(self.notify, 'updates_state', self.state(limit=5))
+
+    def death(self) -> None:
+        self._release_lock('the head stops')
+        if getattr(self, 'logind', None) is not None:
+            self.logind.close()
+            self.logind = None
 
     def life(self) -> None:
         for name in list(self.pending):
@@ -99,6 +132,101 @@ class UpdatesHead(RobotHead):
             self.logger.info('the downtime window %s', 'opened' if opened else 'closed')
             self.tell(self.notify, 'updates_state', self.state(limit=5))
         self.mailman()
+
+    # -- logind ----------------------------------------------------------------------
+    def _start_logind(self) -> None:
+        lg = self.logind_settings = dict(LOGIND_DEFAULTS, **(self.settings.get('logind') or {}))
+        self.logind: Logind | None = None
+        self.logind_reason = 'not started'
+        self.inhibitor_fd: int | None = None
+        self.inhibitor_since: float | None = None
+        self._fallback_said = False
+        if not lg['enabled']:
+            self.logind_reason = 'disabled (heads.updates.logind.enabled is false)'
+            self.logger.info('logind: %s', self.logind_reason)
+            return
+        client = Logind(lg['bus'], timeout=lg['timeout'])
+        try:
+            client.check()
+        except LogindError as exc:
+            client.close()
+            self._fall_back(str(exc))
+            return
+        self.logind = client
+        self.logind_reason = f'org.freedesktop.login1 on {client.where}'
+        self.logger.info('logind: %s: an inhibitor lock (%s, %s) while the robot is busy; '
+                         'reboot actions %s via ScheduleShutdown', self.logind_reason,
+                         lg['what'], lg['mode'], lg['reboot_actions'])
+
+    def _fall_back(self, reason: str) -> None:
+        """Go on without logind; say so once."""
+        if self.logind is not None:
+            self.logind.close()
+            self.logind = None
+        self.logind_reason = f'unavailable: {reason}'
+        if not self._fallback_said:
+            self._fallback_said = True
+            self.logger.warning('logind unavailable (%s): falling back to no inhibitor lock while '
+                                'busy and reboot actions running their command', reason)
+
+    def _hold_lock(self, busy: bool) -> None:
+        """Hold logind's inhibitor lock while busy, release it when not."""
+        if not busy:
+            self._release_lock('the robot reports idle')
+            return
+        if self.inhibitor_fd is not None or self.logind is None:
+            return
+        lg = self.logind_settings
+        try:
+            fd = self.logind.inhibit(lg['what'], lg['who'], lg['why'], lg['mode'])
+        except LogindError as exc:
+            if exc.unavailable:
+                self._fall_back(f'Inhibit: {exc}')
+            else:
+                self.logger.error('logind refused the inhibitor lock: %s', exc)
+            return
+        os.set_inheritable(fd, False)
+        self.inhibitor_fd, self.inhibitor_since = fd, time.time()
+        self.logger.info('the robot reports busy: holding a logind inhibitor lock (%s, %s, %r)',
+                         lg['what'], lg['mode'], lg['why'])
+
+    def _release_lock(self, why: str) -> None:
+        fd = getattr(self, 'inhibitor_fd', None)
+        if fd is None:
+            return
+        self.inhibitor_fd = self.inhibitor_since = None
+        os.close(fd)
+        self.logger.info('%s: released the logind inhibitor lock', why)
+
+    def _schedule_reboot(self, planned: float) -> dict | None:
+        """ScheduleShutdown("reboot", planned); None when logind is gone (fall back)."""
+        usec = int(planned * 1_000_000)
+        at = f'{dt.datetime.fromtimestamp(planned):%Y-%m-%d %H:%M:%S}'
+        assert self.logind is not None
+        try:
+            self.logind.schedule_shutdown('reboot', usec)
+        except LogindError as exc:
+            if exc.unavailable:
+                self._fall_back(f'ScheduleShutdown: {exc}')
+                return None
+            return {'outcome': 'failed', 'planned': planned, 'usec': usec, 'returncode': None,
+                    'reason': f'logind did not schedule the reboot at {at}: {exc}'}
+        return {'outcome': 'scheduled', 'planned': planned, 'usec': usec, 'returncode': None,
+                'reason': f'scheduled through logind: ScheduleShutdown("reboot") at {at}'}
+
+    def _reboot_via_logind(self, name: str) -> bool:
+        return self.logind is not None and name in self.logind_settings['reboot_actions']
+
+    def logind_state(self) -> dict:
+        lg = getattr(self, 'logind_settings', LOGIND_DEFAULTS)
+        return {'enabled': lg['enabled'], 'bus': lg['bus'],
+                'available': getattr(self, 'logind', None) is not None,
+                'reason': getattr(self, 'logind_reason', 'not started'),
+                'inhibitor': {'what': lg['what'], 'who': lg['who'], 'why': lg['why'],
+                              'mode': lg['mode'],
+                              'held': getattr(self, 'inhibitor_fd', None) is not None,
+                              'since': getattr(self, 'inhibitor_since', None)},
+                'reboot_actions': list(lg['reboot_actions'])}
 
     # -- deciding ---------------------------------------------------------------------
     def robot_idle(self) -> tuple[bool, str]:
@@ -134,11 +262,21 @@ class UpdatesHead(RobotHead):
         elif not idle:
             decision.update(outcome='deferred', reason=f'in the window but {idle_reason}')
         elif s['dry_run']:
+            if self._reboot_via_logind(name):
+                planned = time.time() + self.logind_settings['reboot_delay']
+                would = (f'would schedule a reboot through logind (ScheduleShutdown) at '
+                         f'{dt.datetime.fromtimestamp(planned):%Y-%m-%d %H:%M:%S}')
+                decision['planned'] = planned
+            else:
+                would = f'would run {action["command"]}'
             decision.update(outcome='dry-run', reason=f'in the window and {idle_reason}; dry run: '
-                            f'would run {action["command"]}')
+                            f'{would}')
             self.pending.pop(name, None)
         else:
-            decision.update(self._run(action['command']))
+            done = None
+            if self._reboot_via_logind(name):
+                done = self._schedule_reboot(time.time() + self.logind_settings['reboot_delay'])
+            decision.update(done or self._run(action['command']))
             decision['reason'] = f'in the window and {idle_reason}; ' + decision['reason']
             self.pending.pop(name, None)
         self._record(decision)
@@ -180,6 +318,7 @@ class UpdatesHead(RobotHead):
             'actions': {n: {'command': a['command'], 'description': a['description']}
                         for n, a in self.actions.items()},
             'pending': list(self.pending), 'decisions': decisions,
+            'logind': self.logind_state(),
         }
 
     # -- requests ---------------------------------------------------------------------
@@ -220,6 +359,7 @@ class UpdatesHead(RobotHead):
         self.idle_at = time.monotonic()
         self.logger.info('the robot reports %s (from %r)', 'idle' if self.idle else 'busy',
                          message.get('sender'))
+        self._hold_lock(busy=not self.idle)
         for name in list(self.pending):
             self.decide(name)
         self.respond(message, {'idle': self.idle, 'pending': list(self.pending)})
