@@ -9,6 +9,17 @@ connection is accepted or, unless ``require_open``, refused (a refusal proves th
 Changes of the link state are sent at once to the main head (subject ``link_changed``), which
 passes them on to its subscribers; changes of anything else in the snapshot are sent as
 ``network_state``. ``network`` is answered with the latest snapshot, from any route.
+
+NetworkManager: unless ``networkmanager`` is false, the head also follows
+``org.freedesktop.NetworkManager`` on ``networkmanager_bus`` (the system bus by default) through
+its D-Bus signals (:mod:`.networkmanager`): a change there (connectivity, state, a device's
+state) wakes the head at once, which takes a snapshot then, without waiting for its next life().
+While NetworkManager knows the connectivity (not *unknown*), a connectivity below
+``networkmanager_require`` (``full`` by default; or ``limited``, ``portal``, ``none``) means the
+link is down, whatever the other rules say; at or above it, the other rules decide. Every
+snapshot has an ``nm`` part (available or not and why, connectivity, state, devices by
+interface). Without NetworkManager (no bus, the name not owned) the head goes on with its own
+readings and says so once, and again only when that changes.
 """
 
 from __future__ import annotations
@@ -17,11 +28,19 @@ import errno
 import fnmatch
 import socket
 import struct
+import threading
 import time
 from typing import Any
 
 from ..filters import message_filter
 from .common import RobotHead
+from .networkmanager import CONNECTIVITY, NetworkManagerWatch
+
+#: The head's settings for NetworkManager, and their defaults (read with .get()).
+NM_DEFAULTS = {'networkmanager': True, 'networkmanager_bus': 'system',
+               'networkmanager_require': 'full'}
+#: The subject the head sends itself when NetworkManager changed.
+NM_CHANGED = 'networkmanager_changed'
 
 RTF_UP = 0x1
 RTF_GATEWAY = 0x2
@@ -95,8 +114,18 @@ def probe(host: str, port: int, timeout: float, require_open: bool = False) -> d
             'seconds': round(time.monotonic() - started, 4)}
 
 
-def link_state(settings: dict, route: dict | None, ifaces: dict, hosts: dict) -> tuple[bool, str]:
-    """Return (up, reason) from a snapshot and the head's settings."""
+def link_state(settings: dict, route: dict | None, ifaces: dict, hosts: dict,
+               nm: dict | None = None) -> tuple[bool, str]:
+    """Return (up, reason) from a snapshot, NetworkManager's state and the head's settings."""
+    if nm and nm.get('available') and nm.get('connectivity'):  # (0: unknown, no say)
+        level = nm['connectivity']
+        name = CONNECTIVITY.get(level, str(level))
+        wanted = settings.get('networkmanager_require', NM_DEFAULTS['networkmanager_require'])
+        least = {v: k for k, v in CONNECTIVITY.items()}.get(wanted, 4)
+        if level < least:
+            return False, f'NetworkManager: connectivity {name}'
+        up, reason = link_state(settings, route, ifaces, hosts)
+        return up, f'NetworkManager: connectivity {name}; {reason}'
     if settings['require_default_route']:
         if route is None:
             return False, 'no default route'
@@ -121,6 +150,30 @@ class NetworkHead(RobotHead):
         self.notify = self.kwargs.get('notify', 'service')
         self.snapshot: dict[str, Any] | None = None
         self.changes = 0
+        self.nm: NetworkManagerWatch | None = None
+        self._nm_said: bool | None = None  # the availability last logged
+        self._nm_pending = threading.Event()  # a wake-up is on its way
+        nm = {k: self.settings.get(k, v) for k, v in NM_DEFAULTS.items()}
+        if nm['networkmanager']:
+            self.nm = NetworkManagerWatch(nm['networkmanager_bus'], self._nm_changed)
+            self.nm.start()
+
+    def death(self) -> None:
+        """Stop following NetworkManager."""
+        if self.nm is not None:
+            self.nm.close()
+
+    def _nm_changed(self) -> None:
+        """Wake the head (from the D-Bus link's thread): NetworkManager changed."""
+        if not self._nm_pending.is_set():
+            self._nm_pending.set()
+            self.tell(self.name, NM_CHANGED)
+
+    @message_filter(subject=NM_CHANGED)
+    def networkmanager_changed(self, message: dict) -> None:
+        """Take a snapshot now: NetworkManager told of a change."""
+        self._nm_pending.clear()
+        self.observe()
 
     def life(self) -> None:
         self.observe()
@@ -133,7 +186,10 @@ class NetworkHead(RobotHead):
         ifaces = interfaces(s['interfaces'])
         hosts = {name: probe(h['host'], h['port'], s['probe_timeout'], h['require_open'])
                  for name, h in s['hosts'].items()}
-        up, reason = link_state(s, route, ifaces, hosts)
+        nm = self.nm.state() if self.nm is not None else {
+            'available': False, 'reason': 'not followed (networkmanager: false)'}
+        self._say(nm)
+        up, reason = link_state(s, route, ifaces, hosts, nm)
         previous = self.snapshot
         now = time.time()
         link_changed = previous is None or previous['up'] != up
@@ -141,7 +197,7 @@ class NetworkHead(RobotHead):
             'up': up, 'reason': reason, 'since': now if link_changed else previous['since'],
             'default_route': route, 'interfaces': ifaces,
             'hosts': {n: {k: v for k, v in h.items() if k != 'seconds'} for n, h in hosts.items()},
-            'time': now,
+            'nm': nm, 'time': now,
         }
         self.snapshot = snapshot
         if link_changed:
@@ -155,6 +211,17 @@ class NetworkHead(RobotHead):
             self.tell(self.notify, 'network_state', snapshot)
         return snapshot
 
+    def _say(self, nm: dict) -> None:
+        """Log whether NetworkManager is followed: once, and again only when that changes."""
+        if self.nm is None or nm['available'] == self._nm_said:
+            return
+        self._nm_said = nm['available']
+        if nm['available']:
+            self.logger.info('following NetworkManager on %s', self.nm.link.where)
+        else:
+            self.logger.info('NetworkManager is not followed (%s): using interfaces, '
+                             'default route and hosts only', nm['reason'])
+
     @message_filter(route=None, subject='network')
     def answer(self, message: dict) -> None:
         """Answer with the latest snapshot (taking one if there is none yet)."""
@@ -164,4 +231,4 @@ class NetworkHead(RobotHead):
 def _shape(snapshot: dict) -> Any:
     """What counts as a change of the network (not timings or timestamps)."""
     return (snapshot['up'], snapshot['reason'], snapshot['default_route'],
-            snapshot['interfaces'], snapshot['hosts'])
+            snapshot['interfaces'], snapshot['hosts'], snapshot['nm'])
