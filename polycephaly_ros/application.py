@@ -35,6 +35,7 @@ from .inbox import Inbox
 from .ros.discovery_server import checked_option as discovery_server_option
 from .routes.base import RouteHead
 from .runtime import TEARDOWN_LIMIT, HeadRuntime, Settings
+from .sd_notify import Notifier
 from .signals import SignalRelay
 from .spec import PROCESS, HeadSpec, checked_name, head_class, head_spec
 from .supervisor import Supervisor
@@ -146,6 +147,8 @@ class Application:
         #: What run() returns: 0 after an orderly stop, 1 after an emergency or a failure.
         self.exit_code = 0
         self._main_runtime: HeadRuntime | None = None
+        #: Readiness, status, watchdog and stopping for systemd (sd_notify.py).
+        self._systemd = Notifier()
 
     # -- building --------------------------------------------------------------------
     def build(self) -> None:
@@ -283,6 +286,7 @@ class Application:
             made.callback(self._supervisor.close)
             if relay is not None:
                 relay.attach(inbox)
+            self._systemd.attach(inbox, self._supervisor.status)
             runtime = self._main_runtime = HeadRuntime(
                 self._make_main, name=self.main_name, bus=bus, inbox=inbox, settings=settings,
                 frequency=self._main_frequency or self._global_frequency, host=host,
@@ -322,6 +326,7 @@ class Application:
 
             runtime.own(HeadControl(self, runtime, host.executor).close, 'head control')
         self._supervisor.start_autostart(self.parallel_start)
+        self._systemd.ready()
 
     def _make_main(self) -> Process:
         head = self._main_head = self._main_target()
@@ -346,6 +351,7 @@ class Application:
         return remote
 
     def _stop_heads(self) -> None:
+        self._systemd.stopping(self.reason)  # (also when the main head just died)
         supervisor = self._supervisor
         live = [n for n, h in supervisor.handles.items() if h.state != 'stopped']
         bound = [n for n in live if self._everyone or self._specs[n].bound_shutdown]
@@ -365,11 +371,14 @@ class Application:
                         f'{envelope.get("body") or "no reason given"}')
         elif subject == self.poison_pill:
             self.shutdown(f'poison pill from {envelope.get("sender")!r}')
+        if subject in (env.BORN, env.EXITED):
+            self._systemd.update()
 
     def _brake(self, reason: str, code: int = 1) -> None:
         self._everyone = True
         self.exit_code = code
         self.reason = reason
+        self._systemd.failed(reason)  # (its watchdog pings stop)
         self.shutdown(reason)
 
     def _on_signal(self, signum: int) -> None:
@@ -395,6 +404,7 @@ class Application:
             self._stopping = True
             if reason and not self.reason:
                 self.reason = reason
+            self._systemd.stopping(self.reason)
         if self._main_head is not None:
             self._main_head.die()
 
