@@ -144,6 +144,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                 'require_default_route': False,
                 'require': 'any',           # link up when any / all hosts answer
                 'hosts': {'loopback': dict(HOST_TEMPLATE)},
+                'networkmanager': True,     # follow NetworkManager's signals when it is there
+                'networkmanager_bus': 'system',     # system, session or an address
+                'networkmanager_require': 'full',   # connectivity for link up: full, limited,
+                                                    # portal or none
             },
             'updates': {
                 'enabled': True,
@@ -157,6 +161,17 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                 'idle_max_age': 300.0,      # s an idle report stays valid
                 'command_timeout': 1800.0,  # s
                 'history': 200,             # decisions kept for answers
+                'logind': {                 # systemd-logind over D-Bus (on a robot: enabled)
+                    'enabled': False,       # hold an inhibitor lock while busy; reboots via
+                    'bus': 'system',        # ScheduleShutdown (system, session or an address)
+                    'timeout': 5.0,         # s per call
+                    'what': 'shutdown:sleep',
+                    'who': 'polycephaly',
+                    'why': 'robot busy',
+                    'inhibit_mode': 'block',    # block or delay
+                    'reboot_actions': ['reboot'],   # actions done by ScheduleShutdown
+                    'reboot_delay': 0.0,    # s from the decision to the reboot
+                },
                 'actions': {
                     'upgrade': {'command': ['apt-get', '-y', 'upgrade'],
                                 'description': 'Install pending package upgrades',
@@ -214,6 +229,8 @@ _CHOICES = {
     ('framing',): ('json', 'cobs'),
     ('headless',): ('auto', 'on', 'off'),
     ('tls',): ('none', 'self_signed', 'files'),
+    ('inhibit_mode',): ('block', 'delay'),
+    ('networkmanager_require',): ('full', 'limited', 'portal', 'none'),
 }
 _NAME = re.compile(r'[a-z][a-z0-9_]*')
 _CLOCK = re.compile(r'([01]?\d|2[0-3]):([0-5]\d)')

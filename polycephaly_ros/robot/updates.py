@@ -42,13 +42,13 @@ from .logind import Logind, LogindError
 
 #: heads.updates.logind, when the settings have no such map (or lack a key of it).
 LOGIND_DEFAULTS = {
-    'enabled': True,            # use logind when it is there
+    'enabled': False,           # use logind when it is there (on a robot: true)
     'bus': 'system',            # system, session or a D-Bus address (tests)
     'timeout': 5.0,             # s per call
     'what': 'shutdown:sleep',   # the inhibitor lock held while the robot reports busy
     'who': 'polycephaly',
     'why': 'robot busy',
-    'mode': 'block',
+    'inhibit_mode': 'block',    # block, or delay
     'reboot_actions': ['reboot'],   # actions scheduled with ScheduleShutdown("reboot", ...)
     'reboot_delay': 0.0,        # s from the decision to the scheduled reboot
 }
@@ -156,7 +156,7 @@ class UpdatesHead(RobotHead):
         self.logind_reason = f'org.freedesktop.login1 on {client.where}'
         self.logger.info('logind: %s: an inhibitor lock (%s, %s) while the robot is busy; '
                          'reboot actions %s via ScheduleShutdown', self.logind_reason,
-                         lg['what'], lg['mode'], lg['reboot_actions'])
+                         lg['what'], lg['inhibit_mode'], lg['reboot_actions'])
 
     def _fall_back(self, reason: str) -> None:
         """Go on without logind; say so once."""
@@ -178,7 +178,7 @@ class UpdatesHead(RobotHead):
             return
         lg = self.logind_settings
         try:
-            fd = self.logind.inhibit(lg['what'], lg['who'], lg['why'], lg['mode'])
+            fd = self.logind.inhibit(lg['what'], lg['who'], lg['why'], lg['inhibit_mode'])
         except LogindError as exc:
             if exc.unavailable:
                 self._fall_back(f'Inhibit: {exc}')
@@ -188,7 +188,7 @@ class UpdatesHead(RobotHead):
         os.set_inheritable(fd, False)
         self.inhibitor_fd, self.inhibitor_since = fd, time.time()
         self.logger.info('the robot reports busy: holding a logind inhibitor lock (%s, %s, %r)',
-                         lg['what'], lg['mode'], lg['why'])
+                         lg['what'], lg['inhibit_mode'], lg['why'])
 
     def _release_lock(self, why: str) -> None:
         fd = getattr(self, 'inhibitor_fd', None)
@@ -223,7 +223,7 @@ class UpdatesHead(RobotHead):
                 'available': getattr(self, 'logind', None) is not None,
                 'reason': getattr(self, 'logind_reason', 'not started'),
                 'inhibitor': {'what': lg['what'], 'who': lg['who'], 'why': lg['why'],
-                              'mode': lg['mode'],
+                              'mode': lg['inhibit_mode'],
                               'held': getattr(self, 'inhibitor_fd', None) is not None,
                               'since': getattr(self, 'inhibitor_since', None)},
                 'reboot_actions': list(lg['reboot_actions'])}

@@ -72,7 +72,7 @@ def settings(tmp_path, address, **changes):
     s['window'] = {'start': f'{now - dt.timedelta(minutes=5):%H:%M}',
                    'end': f'{now + dt.timedelta(minutes=60):%H:%M}', 'days': list(cfg.DAYS)}
     s['require_idle'] = False
-    s['logind'] = {'bus': address, 'reboot_delay': 120.0}
+    s['logind'] = {'enabled': True, 'bus': address, 'reboot_delay': 120.0}
     s.update(changes)
     return s
 

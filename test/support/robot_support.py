@@ -47,7 +47,9 @@ def write_config(tmp_path: Path, **sections: dict) -> Path:
             'application': {'threads_timeout': 5.0},
             'console': {'port': 0, 'state_dir': str(tmp_path / 'state')},
             'heads': {
-                'network': {'mode': 'thread', 'frequency': 5.0, 'probe_timeout': 0.2},
+                # (hermetic: the machine's NetworkManager, if any, is not followed)
+                'network': {'mode': 'thread', 'frequency': 5.0, 'probe_timeout': 0.2,
+                            'networkmanager': False},
                 'updates': {'mode': 'thread', 'frequency': 5.0},
                 'diagnostics': {'mode': 'process', 'rate': 5.0},
             },
