@@ -71,8 +71,9 @@ def test_kill_9_of_a_process_head_under_load(tmp_path, leftover_processes):
     assert tally.value('steady.handled') == tally.value('pump.accepted.steady') > 0
     assert tally.value('steady.disorder') == 0
     # The victim: every accepted envelope handled or counted lost. A kill may fall between an
-    # envelope leaving the queue and the sink counting it: at most one such per kill.
-    assert lost > 0 and accepted - KILLS <= handled + lost <= accepted, (accepted, handled, lost)
+    # envelope leaving the queue and the sink counting it: at most one such per kill. (Whether
+    # any was still queued at a kill is up to the scheduler: a CI run once found none, 0 lost.)
+    assert accepted - KILLS <= handled + lost <= accepted, (accepted, handled, lost)
     leftover_processes()
 
 
