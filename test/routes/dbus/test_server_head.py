@@ -139,6 +139,19 @@ def test_bad_input_gets_error_replies_and_nothing_stops(daemon: DbusDaemon) -> N
     assert stats['calls'] == 13 and stats['refused'] == 12 and stats['replied'] == 1
 
 
+class Gate(threading.Event):
+    """An Event that also tells when a wait() has begun (the gated head took its envelope)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait like an Event, noting that the wait began."""
+        self.entered.set()
+        return super().wait(timeout)
+
+
 class Silent(Process):
     """Take 'ping' and never answer."""
 
@@ -152,17 +165,21 @@ def test_unanswered_busy_and_held_calls_get_error_replies_without_waiting_long(
 
     A reply that comes after its call ended goes to the caller as a signal (counted 'late').
     """
-    gate = threading.Event()
+    gate = Gate()
 
     def script(main: Process) -> Any:
         connected(main)
         with Peer(daemon.address) as peer:
             silent = peer.request(NAME, dict(PING, recipient='silent'))  # call_timeout 0.3 s
-            calls = [asyncio.run_coroutine_threadsafe(peer.bus.call(Message(
-                destination=NAME, path=ROUTE[0], interface=ROUTE[1], member=ROUTE[2],
-                signature='s', body=[orjson.dumps(dict(PING, recipient='gated', body=n)
-                                                  ).decode()])), peer.loop)
-                for n in range(3)]  # 0: taken by the gated head, 1: in its queue, 2: held
+
+            def call(n: int) -> Any:
+                return asyncio.run_coroutine_threadsafe(peer.bus.call(Message(
+                    destination=NAME, path=ROUTE[0], interface=ROUTE[1], member=ROUTE[2],
+                    signature='s', body=[orjson.dumps(dict(PING, recipient='gated', body=n)
+                                                      ).decode()])), peer.loop)
+            calls = [call(0)]  # 0: taken by the gated head (which then waits for the gate),
+            assert gate.entered.wait(TIMEOUT)
+            calls += [call(1), call(2)]  # 1: in its queue (of 1), 2: held while it is full
             busy = peer.request(NAME, dict(PING, body='one too many'))  # max_calls 3
             held = orjson.loads(calls[2].result(TIMEOUT).body[0])  # after send_timeout 0.5 s
             late = [orjson.loads(calls[n].result(TIMEOUT).body[0]) for n in (0, 1)]

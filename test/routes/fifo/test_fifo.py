@@ -64,6 +64,9 @@ def test_shell_peers_echo_to_in_and_cat_out_while_writers_come_and_go(pipes: Pat
     def script(main: Process) -> Any:
         modes = {p.name: stat.S_IMODE(os.lstat(p).st_mode) for p in (pipes, pipes / 'in',
                                                                     pipes / 'out')}
+        # A reader of out from the start: cat may not have reached its open() when the first
+        # reply is written (under load), and a reply that finds no reader is not sent.
+        held = os.open(pipes / 'out', os.O_RDONLY | os.O_NONBLOCK)
         cat = subprocess.Popen(['cat', str(pipes / 'out')], stdout=subprocess.PIPE)
         try:
             commands = [f'echo {ping(n, threadid=f"t{n}")} > {pipes}/in' for n in range(3)]
@@ -76,6 +79,7 @@ def test_shell_peers_echo_to_in_and_cat_out_while_writers_come_and_go(pipes: Pat
         finally:
             cat.kill()
             cat.wait()
+            os.close(held)
         return modes, lines, ask(main, 'fifo', 'stats')
 
     route = {'mode': 'process'} if shape == 'process' else {}
