@@ -37,8 +37,9 @@ def test_sigint_during_the_start_up_of_30_process_heads_stops_it_promptly(when,
     assert code == 0 and 'exit 0\n' in program.lines, program.output
     assert "received SIGINT" in program.output
     # The rest are never born (those still getting ready end without birth() or death()); those
-    # born stop in parallel. Without the fix the whole start-up ran first: 30 heads, 15 s and more.
-    assert born < 30 and took < 10, program.output
+    # born stop in parallel. Without the fix the whole start-up ran first: 30 heads, 15 s and more
+    # (born < 30 tells the two apart; a loaded CI run once took 10.2 s with none born).
+    assert born < 30 and took < 15, program.output
     leftover_processes()
 
 
